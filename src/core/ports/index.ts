@@ -1,0 +1,7 @@
+export type * from './backend.ts';
+export type * from './catalog.ts';
+export { qualifiedName } from './catalog.ts';
+export type * from './kv-table.ts';
+export { allPages } from './kv-table.ts';
+export type * from './object-store.ts';
+export type * from './query-engine.ts';

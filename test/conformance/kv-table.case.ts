@@ -1,0 +1,615 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConditionFailedError } from '../../src/core/errors.ts';
+import type {
+  Condition,
+  Item,
+  KvStore,
+  KvTable,
+  Page,
+  RangeCondition,
+} from '../../src/core/ports/kv-table.ts';
+import { allPages } from '../../src/core/ports/kv-table.ts';
+
+/** Orders strings by UTF-8 bytes, as DynamoDB orders `S` keys. */
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** A deterministic permutation of `values` (so insertion order is not key order). */
+function shuffled<T>(values: readonly T[]): T[] {
+  const out = [...values];
+  let state = 12345;
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    const j = state % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** Reads every page, checking each page's size against `limit`; returns items and page count. */
+async function readPages(
+  read: (cursor: string | undefined) => Promise<Page>,
+  limit: number,
+): Promise<{ items: Item[]; pages: number[] }> {
+  const items: Item[] = [];
+  const pages: number[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await read(cursor);
+    expect(page.items.length).toBeLessThanOrEqual(limit);
+    items.push(...page.items);
+    pages.push(page.items.length);
+    cursor = page.cursor;
+    if (pages.length > 1000) throw new Error('pagination does not end');
+  } while (cursor !== undefined);
+  return { items, pages };
+}
+
+/**
+ * The {@link KvStore} contract, for any backend. `open` returns a store and a `close`; each test
+ * uses random hash-key values, so the suite also runs against shared, pre-deployed tables
+ * (`conformance_items`: hash `id` S; `conformance_numbers`: hash `h` S, range `r` N;
+ * `conformance_strings`: hash `h` S, range `r` S).
+ */
+export function kvTableConformance(
+  backend: string,
+  open: () => Promise<{ kv: KvStore; close(): Promise<void> }>,
+): void {
+  describe(`KvStore conformance: ${backend}`, () => {
+    let kv: KvStore;
+    let close: () => Promise<void>;
+    /** Random prefix for hash-key values of the current test. */
+    let run: string;
+    let items: KvTable;
+    let numbers: KvTable;
+    let strings: KvTable;
+
+    beforeEach(async () => {
+      ({ kv, close } = await open());
+      run = `c-${randomUUID()}`;
+      items = await kv.table('conformance_items', { hashKey: { name: 'id', type: 'S' } });
+      numbers = await kv.table('conformance_numbers', {
+        hashKey: { name: 'h', type: 'S' },
+        rangeKey: { name: 'r', type: 'N' },
+      });
+      strings = await kv.table('conformance_strings', {
+        hashKey: { name: 'h', type: 'S' },
+        rangeKey: { name: 'r', type: 'S' },
+      });
+    });
+    afterEach(async () => {
+      await close();
+    });
+
+    it('declares atomic conditional writes', () => {
+      expect(kv.capabilities.conditionalWrites).toBe(true);
+    });
+
+    it('exposes name and key schema', () => {
+      expect(numbers.name).toBe('conformance_numbers');
+      expect(numbers.keySchema).toEqual({
+        hashKey: { name: 'h', type: 'S' },
+        rangeKey: { name: 'r', type: 'N' },
+      });
+      expect(items.keySchema).toEqual({ hashKey: { name: 'id', type: 'S' } });
+    });
+
+    it('gets, puts (replacing the whole item) and deletes', async () => {
+      const id = `${run}-a`;
+      expect(await items.get({ id })).toBeUndefined();
+      const item: Item = {
+        id,
+        n: 1.5,
+        s: 'x',
+        b: false,
+        z: null,
+        list: [1, 'two', { three: 3 }],
+        map: { k: [true] },
+      };
+      await items.put(item);
+      expect(await items.get({ id })).toEqual(item);
+      await items.put({ id, only: 'this' });
+      expect(await items.get({ id })).toEqual({ id, only: 'this' });
+      await items.delete({ id });
+      expect(await items.get({ id })).toBeUndefined();
+      await items.delete({ id }); // idempotent
+
+      await numbers.put({ h: run, r: 2, v: 'two' });
+      await numbers.put({ h: run, r: 10, v: 'ten' });
+      expect(await numbers.get({ h: run, r: 2 })).toEqual({ h: run, r: 2, v: 'two' });
+      expect(await numbers.get({ h: run, r: 3 })).toBeUndefined();
+      await numbers.delete({ h: run, r: 2 });
+      expect(await numbers.get({ h: run, r: 2 })).toBeUndefined();
+      expect(await numbers.get({ h: run, r: 10 })).toEqual({ h: run, r: 10, v: 'ten' });
+    });
+
+    it('re-opens a table with the same key schema and sees its items', async () => {
+      await items.put({ id: `${run}-reopen`, v: 1 });
+      const again = await kv.table('conformance_items', { hashKey: { name: 'id', type: 'S' } });
+      expect(await again.get({ id: `${run}-reopen` })).toEqual({ id: `${run}-reopen`, v: 1 });
+    });
+
+    it('refuses to open a table with a different key schema', async () => {
+      await expect(kv.table('conformance_items', { hashKey: { name: 'other', type: 'S' } })).rejects.toThrow(
+        /conformance_items/,
+      );
+      await expect(kv.table('conformance_items', { hashKey: { name: 'id', type: 'N' } })).rejects.toThrow(
+        /conformance_items/,
+      );
+      await expect(
+        kv.table('conformance_items', {
+          hashKey: { name: 'id', type: 'S' },
+          rangeKey: { name: 'r', type: 'N' },
+        }),
+      ).rejects.toThrow(/conformance_items/);
+      await expect(kv.table('conformance_numbers', { hashKey: { name: 'h', type: 'S' } })).rejects.toThrow(
+        /conformance_numbers/,
+      );
+      await expect(
+        kv.table('conformance_numbers', {
+          hashKey: { name: 'h', type: 'S' },
+          rangeKey: { name: 'r', type: 'S' },
+        }),
+      ).rejects.toThrow(/conformance_numbers/);
+    });
+
+    it('validates key attributes, naming table and attribute', async () => {
+      const bad: [() => Promise<unknown>, RegExp][] = [
+        [() => items.put({ other: 'x' }), /conformance_items.*"id"|"id".*conformance_items/],
+        [() => items.put({ id: 42 }), /conformance_items.*"id"|"id".*conformance_items/],
+        [() => items.put({ id: '' }), /conformance_items.*"id"|"id".*conformance_items/],
+        [() => items.get({ id: null }), /conformance_items.*"id"|"id".*conformance_items/],
+        [() => items.delete({}), /conformance_items.*"id"|"id".*conformance_items/],
+        [() => numbers.put({ h: run }), /conformance_numbers.*"r"|"r".*conformance_numbers/],
+        [() => numbers.put({ h: run, r: '1' }), /conformance_numbers.*"r"|"r".*conformance_numbers/],
+        [() => numbers.put({ h: run, r: Number.NaN }), /conformance_numbers.*"r"|"r".*conformance_numbers/],
+        [() => numbers.put({ h: run, r: Number.POSITIVE_INFINITY }), /"r"/],
+        [() => numbers.get({ h: run }), /"r"/],
+        [() => numbers.query(7), /"h"/],
+        [() => numbers.query(run, { range: { op: 'gt', value: 'x' } }), /"r"/],
+        [() => numbers.query(run, { range: { op: 'begins_with', prefix: '1' } }), /begins_with/],
+      ];
+      for (const [call, message] of bad) await expect(call()).rejects.toThrow(message);
+      expect(await numbers.query(run)).toEqual({ items: [] });
+    });
+
+    describe('conditions', () => {
+      const stored: Item = {
+        n: 5,
+        s: 'b',
+        wide: '\uFF5E',
+        flag: true,
+        nul: null,
+        obj: { a: 1, b: [1, 'x'] },
+        list: [1, 2],
+      };
+      const cases: { name: string; condition: Condition; expected: boolean }[] = [
+        { name: 'exists (item)', condition: { op: 'exists' }, expected: true },
+        { name: 'exists n', condition: { op: 'exists', attribute: 'n' }, expected: true },
+        {
+          name: 'exists nul (null is present)',
+          condition: { op: 'exists', attribute: 'nul' },
+          expected: true,
+        },
+        { name: 'exists missing', condition: { op: 'exists', attribute: 'missing' }, expected: false },
+        { name: 'not_exists (item)', condition: { op: 'not_exists' }, expected: false },
+        { name: 'not_exists missing', condition: { op: 'not_exists', attribute: 'missing' }, expected: true },
+        { name: 'not_exists n', condition: { op: 'not_exists', attribute: 'n' }, expected: false },
+        { name: 'eq n 5', condition: { op: 'eq', attribute: 'n', value: 5 }, expected: true },
+        { name: 'eq n 6', condition: { op: 'eq', attribute: 'n', value: 6 }, expected: false },
+        {
+          name: "eq n '5' (type differs)",
+          condition: { op: 'eq', attribute: 'n', value: '5' },
+          expected: false,
+        },
+        { name: "eq s 'b'", condition: { op: 'eq', attribute: 's', value: 'b' }, expected: true },
+        { name: "eq s 'B'", condition: { op: 'eq', attribute: 's', value: 'B' }, expected: false },
+        { name: 'eq flag true', condition: { op: 'eq', attribute: 'flag', value: true }, expected: true },
+        { name: 'eq flag false', condition: { op: 'eq', attribute: 'flag', value: false }, expected: false },
+        { name: 'eq nul null', condition: { op: 'eq', attribute: 'nul', value: null }, expected: true },
+        {
+          name: 'eq obj (other key order)',
+          condition: { op: 'eq', attribute: 'obj', value: { b: [1, 'x'], a: 1 } },
+          expected: true,
+        },
+        {
+          name: 'eq obj (differs)',
+          condition: { op: 'eq', attribute: 'obj', value: { a: 1, b: [1] } },
+          expected: false,
+        },
+        { name: 'eq list', condition: { op: 'eq', attribute: 'list', value: [1, 2] }, expected: true },
+        {
+          name: 'eq list (order)',
+          condition: { op: 'eq', attribute: 'list', value: [2, 1] },
+          expected: false,
+        },
+        { name: 'eq missing', condition: { op: 'eq', attribute: 'missing', value: 5 }, expected: false },
+        { name: 'ne n 6', condition: { op: 'ne', attribute: 'n', value: 6 }, expected: true },
+        { name: 'ne n 5', condition: { op: 'ne', attribute: 'n', value: 5 }, expected: false },
+        {
+          name: 'ne obj same',
+          condition: { op: 'ne', attribute: 'obj', value: { a: 1, b: [1, 'x'] } },
+          expected: false,
+        },
+        {
+          name: "ne n '5' (type differs)",
+          condition: { op: 'ne', attribute: 'n', value: '5' },
+          expected: true,
+        },
+        {
+          name: 'ne missing (DynamoDB <>: true)',
+          condition: { op: 'ne', attribute: 'missing', value: 5 },
+          expected: true,
+        },
+        {
+          name: 'lt n 10 (numeric, not text)',
+          condition: { op: 'lt', attribute: 'n', value: 10 },
+          expected: true,
+        },
+        { name: 'lt n 5', condition: { op: 'lt', attribute: 'n', value: 5 }, expected: false },
+        { name: "lt s 'c'", condition: { op: 'lt', attribute: 's', value: 'c' }, expected: true },
+        { name: "lt s 'b'", condition: { op: 'lt', attribute: 's', value: 'b' }, expected: false },
+        {
+          name: "lt s 'B' (uppercase sorts first)",
+          condition: { op: 'lt', attribute: 's', value: 'B' },
+          expected: false,
+        },
+        {
+          name: 'lt wide U+FF5E < U+1F600 (UTF-8 bytes)',
+          condition: { op: 'lt', attribute: 'wide', value: '\u{1F600}' },
+          expected: true,
+        },
+        {
+          name: "lt n 'z' (type differs)",
+          condition: { op: 'lt', attribute: 'n', value: 'z' },
+          expected: false,
+        },
+        { name: 'lt missing', condition: { op: 'lt', attribute: 'missing', value: 100 }, expected: false },
+        {
+          name: 'lt flag (not ordered)',
+          condition: { op: 'lt', attribute: 'flag', value: true },
+          expected: false,
+        },
+        { name: 'le n 5', condition: { op: 'le', attribute: 'n', value: 5 }, expected: true },
+        { name: 'le n 4.5', condition: { op: 'le', attribute: 'n', value: 4.5 }, expected: false },
+        { name: "le s 'b'", condition: { op: 'le', attribute: 's', value: 'b' }, expected: true },
+        { name: 'le missing', condition: { op: 'le', attribute: 'missing', value: 100 }, expected: false },
+        { name: 'gt n 4', condition: { op: 'gt', attribute: 'n', value: 4 }, expected: true },
+        { name: 'gt n 5', condition: { op: 'gt', attribute: 'n', value: 5 }, expected: false },
+        { name: 'gt n -1e9', condition: { op: 'gt', attribute: 'n', value: -1e9 }, expected: true },
+        { name: "gt s 'a'", condition: { op: 'gt', attribute: 's', value: 'a' }, expected: true },
+        { name: "gt s 'ba'", condition: { op: 'gt', attribute: 's', value: 'ba' }, expected: false },
+        { name: 'gt missing', condition: { op: 'gt', attribute: 'missing', value: -100 }, expected: false },
+        { name: 'ge n 5', condition: { op: 'ge', attribute: 'n', value: 5 }, expected: true },
+        { name: 'ge n 5.5', condition: { op: 'ge', attribute: 'n', value: 5.5 }, expected: false },
+        { name: "ge s 'b'", condition: { op: 'ge', attribute: 's', value: 'b' }, expected: true },
+        { name: "ge s 'c'", condition: { op: 'ge', attribute: 's', value: 'c' }, expected: false },
+        { name: 'ge missing', condition: { op: 'ge', attribute: 'missing', value: -100 }, expected: false },
+        {
+          name: 'and (both hold)',
+          condition: {
+            op: 'and',
+            conditions: [
+              { op: 'eq', attribute: 'n', value: 5 },
+              { op: 'eq', attribute: 's', value: 'b' },
+            ],
+          },
+          expected: true,
+        },
+        {
+          name: 'and (one fails)',
+          condition: {
+            op: 'and',
+            conditions: [
+              { op: 'eq', attribute: 'n', value: 5 },
+              { op: 'eq', attribute: 's', value: 'x' },
+            ],
+          },
+          expected: false,
+        },
+        {
+          name: 'or (one holds)',
+          condition: {
+            op: 'or',
+            conditions: [
+              { op: 'eq', attribute: 'n', value: 6 },
+              { op: 'eq', attribute: 's', value: 'b' },
+            ],
+          },
+          expected: true,
+        },
+        {
+          name: 'or (none holds)',
+          condition: {
+            op: 'or',
+            conditions: [
+              { op: 'eq', attribute: 'n', value: 6 },
+              { op: 'not_exists', attribute: 's' },
+            ],
+          },
+          expected: false,
+        },
+        {
+          name: 'not (eq n 6)',
+          condition: { op: 'not', condition: { op: 'eq', attribute: 'n', value: 6 } },
+          expected: true,
+        },
+        {
+          name: 'not (eq n 5)',
+          condition: { op: 'not', condition: { op: 'eq', attribute: 'n', value: 5 } },
+          expected: false,
+        },
+        {
+          name: 'not (lt missing)',
+          condition: { op: 'not', condition: { op: 'lt', attribute: 'missing', value: 1 } },
+          expected: true,
+        },
+      ];
+
+      it.each(cases)('put with $name -> $expected', async ({ condition, expected }) => {
+        const id = `${run}-cond`;
+        const base: Item = { id, ...stored };
+        await items.put(base);
+        const next: Item = { ...base, n: 99, written: true };
+        let held = true;
+        try {
+          await items.put(next, { condition });
+        } catch (error) {
+          expect(error).toBeInstanceOf(ConditionFailedError);
+          held = false;
+        }
+        expect(held).toBe(expected);
+        expect(await items.get({ id })).toEqual(expected ? next : base);
+      });
+
+      const onMissingItem: { name: string; condition: Condition; expected: boolean }[] = [
+        { name: 'not_exists', condition: { op: 'not_exists' }, expected: true },
+        { name: 'not_exists id', condition: { op: 'not_exists', attribute: 'id' }, expected: true },
+        { name: 'exists', condition: { op: 'exists' }, expected: false },
+        { name: 'exists n', condition: { op: 'exists', attribute: 'n' }, expected: false },
+        { name: 'eq', condition: { op: 'eq', attribute: 'n', value: 5 }, expected: false },
+        { name: 'ne', condition: { op: 'ne', attribute: 'n', value: 5 }, expected: true },
+        { name: 'lt', condition: { op: 'lt', attribute: 'n', value: 5 }, expected: false },
+        { name: 'ge', condition: { op: 'ge', attribute: 'n', value: 5 }, expected: false },
+        { name: 'not exists', condition: { op: 'not', condition: { op: 'exists' } }, expected: true },
+      ];
+
+      it.each(onMissingItem)(
+        'put on a missing item with $name -> $expected',
+        async ({ condition, expected }) => {
+          const id = `${run}-missing`;
+          let held = true;
+          try {
+            await items.put({ id, v: 1 }, { condition });
+          } catch (error) {
+            expect(error).toBeInstanceOf(ConditionFailedError);
+            held = false;
+          }
+          expect(held).toBe(expected);
+          expect(await items.get({ id })).toEqual(expected ? { id, v: 1 } : undefined);
+        },
+      );
+
+      it('conditional delete removes only when the condition holds', async () => {
+        const id = `${run}-del`;
+        await items.put({ id, version: 3 });
+        await expect(
+          items.delete({ id }, { condition: { op: 'eq', attribute: 'version', value: 2 } }),
+        ).rejects.toThrow(ConditionFailedError);
+        expect(await items.get({ id })).toEqual({ id, version: 3 });
+        await items.delete({ id }, { condition: { op: 'eq', attribute: 'version', value: 3 } });
+        expect(await items.get({ id })).toBeUndefined();
+        // A condition on a missing item is evaluated against nothing.
+        await expect(items.delete({ id }, { condition: { op: 'exists' } })).rejects.toThrow(
+          ConditionFailedError,
+        );
+        await items.delete({ id }, { condition: { op: 'not_exists' } });
+      });
+
+      it('ConditionFailedError names the table and the key', async () => {
+        const id = `${run}-named`;
+        await items.put({ id });
+        const error = await items.put({ id }, { condition: { op: 'not_exists' } }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ConditionFailedError);
+        expect((error as Error).message).toContain('conformance_items');
+        expect((error as Error).message).toContain(id);
+        expect((error as ConditionFailedError).retryable).toBe(true);
+      });
+
+      it('racing conditional creates: exactly one wins', async () => {
+        const id = `${run}-race`;
+        const results = await Promise.allSettled(
+          Array.from({ length: 10 }, (_, i) =>
+            items.put({ id, owner: i }, { condition: { op: 'not_exists' } }).then(() => i),
+          ),
+        );
+        const winners = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+        expect(winners).toHaveLength(1);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConditionFailedError);
+        }
+        expect(await items.get({ id })).toEqual({ id, owner: winners[0]! });
+      });
+    });
+
+    describe('range keys', () => {
+      const numberKeys = [10, 2, 1.5, -3, 100, 0, 2.25, -0.5];
+      const stringKeys = ['b', 'B', 'a', 'ab', 'a-', 'é', 'z', '\uFF5E', '\u{1F600}', 'abc', 'a b', 'Z'];
+
+      beforeEach(async () => {
+        for (const r of numberKeys) await numbers.put({ h: run, r, v: `n${r}` });
+        for (const r of stringKeys) await strings.put({ h: run, r, v: `s${r}` });
+        // Neighbouring hash keys must not leak into queries.
+        await numbers.put({ h: `${run}-other`, r: 1 });
+        await strings.put({ h: `${run}-other`, r: 'a' });
+      });
+
+      const rangeOf = (page: Page) => page.items.map((item) => item.r);
+
+      it('orders N range keys numerically and S range keys by UTF-8 bytes', async () => {
+        expect(rangeOf(await numbers.query(run))).toEqual([...numberKeys].sort((a, b) => a - b));
+        expect(rangeOf(await strings.query(run))).toEqual([...stringKeys].sort(compareBytes));
+        expect((await numbers.query(run)).items[0]).toEqual({ h: run, r: -3, v: 'n-3' });
+      });
+
+      it('queries descending', async () => {
+        expect(rangeOf(await numbers.query(run, { descending: true }))).toEqual(
+          [...numberKeys].sort((a, b) => b - a),
+        );
+        expect(rangeOf(await strings.query(run, { descending: true }))).toEqual(
+          [...stringKeys].sort(compareBytes).reverse(),
+        );
+      });
+
+      const numberCases: { name: string; range: RangeCondition; keep: (r: number) => boolean }[] = [
+        { name: 'eq 2', range: { op: 'eq', value: 2 }, keep: (r) => r === 2 },
+        { name: 'eq 3 (none)', range: { op: 'eq', value: 3 }, keep: () => false },
+        { name: 'lt 2', range: { op: 'lt', value: 2 }, keep: (r) => r < 2 },
+        { name: 'le 2', range: { op: 'le', value: 2 }, keep: (r) => r <= 2 },
+        { name: 'gt 2', range: { op: 'gt', value: 2 }, keep: (r) => r > 2 },
+        { name: 'ge 2', range: { op: 'ge', value: 2 }, keep: (r) => r >= 2 },
+        {
+          name: 'between 0 and 10',
+          range: { op: 'between', low: 0, high: 10 },
+          keep: (r) => r >= 0 && r <= 10,
+        },
+        {
+          name: 'between -1 and 1.5',
+          range: { op: 'between', low: -1, high: 1.5 },
+          keep: (r) => r >= -1 && r <= 1.5,
+        },
+      ];
+      it.each(numberCases)('range condition on N: $name', async ({ range, keep }) => {
+        const expected = numberKeys.filter(keep).sort((a, b) => a - b);
+        expect(rangeOf(await numbers.query(run, { range }))).toEqual(expected);
+        expect(rangeOf(await numbers.query(run, { range, descending: true }))).toEqual(
+          [...expected].reverse(),
+        );
+      });
+
+      const stringCases: { name: string; range: RangeCondition; keep: (r: string) => boolean }[] = [
+        { name: "eq 'ab'", range: { op: 'eq', value: 'ab' }, keep: (r) => r === 'ab' },
+        { name: "lt 'a-'", range: { op: 'lt', value: 'a-' }, keep: (r) => compareBytes(r, 'a-') < 0 },
+        { name: "le 'b'", range: { op: 'le', value: 'b' }, keep: (r) => compareBytes(r, 'b') <= 0 },
+        { name: "gt 'z'", range: { op: 'gt', value: 'z' }, keep: (r) => compareBytes(r, 'z') > 0 },
+        { name: "ge 'é'", range: { op: 'ge', value: 'é' }, keep: (r) => compareBytes(r, 'é') >= 0 },
+        {
+          name: "between 'a' and 'b'",
+          range: { op: 'between', low: 'a', high: 'b' },
+          keep: (r) => compareBytes(r, 'a') >= 0 && compareBytes(r, 'b') <= 0,
+        },
+        {
+          name: "begins_with 'a'",
+          range: { op: 'begins_with', prefix: 'a' },
+          keep: (r) => r.startsWith('a'),
+        },
+        {
+          name: "begins_with 'ab'",
+          range: { op: 'begins_with', prefix: 'ab' },
+          keep: (r) => r.startsWith('ab'),
+        },
+        {
+          name: "begins_with 'é'",
+          range: { op: 'begins_with', prefix: 'é' },
+          keep: (r) => r.startsWith('é'),
+        },
+        { name: "begins_with 'q' (none)", range: { op: 'begins_with', prefix: 'q' }, keep: () => false },
+      ];
+      it.each(stringCases)('range condition on S: $name', async ({ range, keep }) => {
+        const expected = stringKeys.filter(keep).sort(compareBytes);
+        expect(rangeOf(await strings.query(run, { range }))).toEqual(expected);
+        expect(rangeOf(await strings.query(run, { range, descending: true }))).toEqual(
+          [...expected].reverse(),
+        );
+      });
+
+      it('queries a table without range key by hash key', async () => {
+        await items.put({ id: `${run}-q`, v: 1 });
+        expect(await items.query(`${run}-q`)).toEqual({ items: [{ id: `${run}-q`, v: 1 }] });
+        expect(await items.query(`${run}-none`)).toEqual({ items: [] });
+      });
+    });
+
+    describe('pagination', () => {
+      const total = 2500;
+      const hash = () => `${run}-page`;
+
+      beforeEach(async () => {
+        for (const r of shuffled(Array.from({ length: total }, (_, i) => i))) {
+          await numbers.put({ h: hash(), r, payload: `item ${r}` });
+        }
+        await numbers.put({ h: `${run}-neighbour`, r: 5 });
+      });
+
+      it('pages a query with limit 1000: every item exactly once, in order', async () => {
+        const { items: all, pages } = await readPages(
+          (cursor) => numbers.query(hash(), { limit: 1000, ...(cursor === undefined ? {} : { cursor }) }),
+          1000,
+        );
+        expect(all.map((item) => item.r)).toEqual(Array.from({ length: total }, (_, i) => i));
+        expect(all[1234]).toEqual({ h: hash(), r: 1234, payload: 'item 1234' });
+        expect(pages.slice(0, 2)).toEqual([1000, 1000]);
+        expect(pages.reduce((a, b) => a + b, 0)).toBe(total);
+      });
+
+      it('pages a descending query with a range condition', async () => {
+        const { items: all } = await readPages(
+          (cursor) =>
+            numbers.query(hash(), {
+              limit: 700,
+              descending: true,
+              range: { op: 'ge', value: 1000 },
+              ...(cursor === undefined ? {} : { cursor }),
+            }),
+          700,
+        );
+        expect(all.map((item) => item.r)).toEqual(
+          Array.from({ length: total - 1000 }, (_, i) => total - 1 - i),
+        );
+      });
+
+      it('reads all pages with allPages', async () => {
+        let count = 0;
+        for await (const item of allPages((cursor) =>
+          numbers.query(hash(), {
+            limit: 333,
+            range: { op: 'lt', value: 1000 },
+            ...(cursor ? { cursor } : {}),
+          }),
+        )) {
+          expect(item.r).toBe(count);
+          count++;
+        }
+        expect(count).toBe(1000);
+      });
+
+      it('pages a scan: every item exactly once', async () => {
+        const { items: all } = await readPages(
+          (cursor) => numbers.scan({ limit: 1000, ...(cursor === undefined ? {} : { cursor }) }),
+          1000,
+        );
+        const mine = all.filter((item) => item.h === hash());
+        expect(mine).toHaveLength(total);
+        expect(new Set(mine.map((item) => item.r)).size).toBe(total);
+        expect(all.filter((item) => item.h === `${run}-neighbour`)).toEqual([
+          { h: `${run}-neighbour`, r: 5 },
+        ]);
+      });
+
+      it('pages a scan with a small limit across hash keys', async () => {
+        const keys = Array.from({ length: 23 }, (_, i) => `${run}-scan-${i % 5}`);
+        for (const [i, id] of keys.entries()) await strings.put({ h: id, r: `r${i}`, i });
+        const { items: all } = await readPages(
+          (cursor) => strings.scan({ limit: 7, ...(cursor === undefined ? {} : { cursor }) }),
+          7,
+        );
+        const mine = all.filter((item) => String(item.h).startsWith(`${run}-scan-`));
+        expect(mine.map((item) => item.i).sort((a, b) => Number(a) - Number(b))).toEqual(
+          keys.map((_, i) => i),
+        );
+      });
+    });
+  });
+}

@@ -1,0 +1,515 @@
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalCatalog } from '../../src/backends/local/local-catalog.ts';
+import { DEFAULT_PAGE_SIZE, LocalKvStore } from '../../src/backends/local/local-kv-table.ts';
+import { LocalObjectStore, TMP_DIR } from '../../src/backends/local/local-object-store.ts';
+import { type Database, migrate, openSqlite, readVersion } from '../../src/backends/local/sqlite.ts';
+import type { Clock } from '../../src/core/clock.ts';
+import { ConditionFailedError } from '../../src/core/errors.ts';
+import type { S3EventRecord } from '../../src/core/events.ts';
+import { catalogConformance } from './catalog.case.ts';
+import { kvTableConformance } from './kv-table.case.ts';
+import { objectStoreConformance } from './object-store.case.ts';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+async function tempDir(label: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `sluice-${label}-`));
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Opens a fresh database file in a new temp directory; `close` closes it and removes the directory. */
+async function freshDatabase(
+  label: string,
+): Promise<{ dir: string; path: string; db: Database; close(): Promise<void> }> {
+  const dir = await tempDir(label);
+  const path = join(dir, 'sluice.db');
+  const db = openSqlite(path);
+  return {
+    dir,
+    path,
+    db,
+    close: async () => {
+      db.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+objectStoreConformance('local', async () => {
+  const dir = await tempDir('lake');
+  return {
+    store: new LocalObjectStore(join(dir, 'lake')),
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+kvTableConformance('local', async () => {
+  const { db, close } = await freshDatabase('kv');
+  return { kv: new LocalKvStore(db), close };
+});
+
+catalogConformance('local', async () => {
+  const { db, close } = await freshDatabase('catalog');
+  return { catalog: new LocalCatalog(db), close };
+});
+
+describe('openSqlite and migrate', () => {
+  let fresh: Awaited<ReturnType<typeof freshDatabase>>;
+  beforeEach(async () => {
+    fresh = await freshDatabase('sqlite');
+  });
+  afterEach(async () => {
+    await fresh.close();
+  });
+
+  it('opens in WAL mode with the documented pragmas', () => {
+    expect(fresh.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(fresh.db.pragma('busy_timeout', { simple: true })).toBe(10_000);
+    expect(fresh.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    expect(fresh.db.pragma('foreign_keys', { simple: true })).toBe(1);
+  });
+
+  it('creates its parent directory', async () => {
+    const db = openSqlite(join(fresh.dir, 'nested', 'deeper', 'x.db'));
+    db.close();
+    expect(await exists(join(fresh.dir, 'nested', 'deeper', 'x.db'))).toBe(true);
+  });
+
+  it('applies each module’s steps once and records versions per module', () => {
+    const applied: string[] = [];
+    const steps = [
+      'CREATE TABLE m_a (x INTEGER)',
+      (db: Database) => {
+        applied.push('step 2');
+        db.exec('CREATE TABLE m_b (y INTEGER)');
+      },
+    ];
+    migrate(fresh.db, 'mod', steps);
+    migrate(fresh.db, 'mod', steps);
+    expect(applied).toEqual(['step 2']);
+    expect(readVersion(fresh.db, 'mod')).toBe(2);
+    expect(readVersion(fresh.db, 'other')).toBeUndefined();
+
+    // A later release appends a step; only that one runs.
+    migrate(fresh.db, 'mod', [...steps, 'CREATE TABLE m_c (z INTEGER)']);
+    expect(readVersion(fresh.db, 'mod')).toBe(3);
+    expect(applied).toEqual(['step 2']);
+
+    // An older sluice refuses a newer schema.
+    expect(() => migrate(fresh.db, 'mod', steps)).toThrow(/newer/);
+  });
+
+  it('rolls a failing step back completely', () => {
+    expect(() => migrate(fresh.db, 'broken', ['CREATE TABLE ok_table (x INTEGER)', 'NOT SQL'])).toThrow();
+    expect(readVersion(fresh.db, 'broken')).toBeUndefined();
+    expect(fresh.db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'ok_table'").pluck().get()).toBe(
+      0,
+    );
+  });
+
+  it('lets the key-value store and the catalog share one file', async () => {
+    const kv = new LocalKvStore(fresh.db);
+    const catalog = new LocalCatalog(fresh.db);
+    new LocalKvStore(fresh.db); // idempotent
+    new LocalCatalog(fresh.db);
+    expect(readVersion(fresh.db, 'kv')).toBe(1);
+    expect(readVersion(fresh.db, 'catalog')).toBe(1);
+    await (await kv.table('t', { hashKey: { name: 'id', type: 'S' } })).put({ id: 'x' });
+    await catalog.upsertTable({
+      database: 'd',
+      name: 't',
+      location: { layer: 'staging', prefix: 'd/t/' },
+      format: 'csv',
+      columns: [{ name: 'a', type: 'string' }],
+      partitionKeys: [],
+    });
+
+    // Everything is in the file: a second connection sees it.
+    const second = openSqlite(fresh.path);
+    try {
+      const table = await new LocalKvStore(second).table('t', { hashKey: { name: 'id', type: 'S' } });
+      expect(await table.get({ id: 'x' })).toEqual({ id: 'x' });
+      expect((await new LocalCatalog(second).getTable('d', 't'))?.format).toBe('csv');
+    } finally {
+      second.close();
+    }
+  });
+});
+
+describe('LocalKvStore on a shared database file', () => {
+  let fresh: Awaited<ReturnType<typeof freshDatabase>>;
+  beforeEach(async () => {
+    fresh = await freshDatabase('kv-shared');
+  });
+  afterEach(async () => {
+    await fresh.close();
+  });
+
+  it('pages by 1,000 items when no limit is given', async () => {
+    const table = await new LocalKvStore(fresh.db).table('paged', {
+      hashKey: { name: 'h', type: 'S' },
+      rangeKey: { name: 'r', type: 'N' },
+    });
+    for (let r = 0; r < 1001; r++) await table.put({ h: 'x', r });
+    expect(DEFAULT_PAGE_SIZE).toBe(1000);
+    const first = await table.query('x');
+    expect(first.items).toHaveLength(1000);
+    expect(first.cursor).toBeDefined();
+    const second = await table.query('x', { cursor: first.cursor! });
+    expect(second).toEqual({ items: [{ h: 'x', r: 1000 }] });
+    const scanned = await table.scan();
+    expect(scanned.items).toHaveLength(1000);
+    expect((await table.scan({ cursor: scanned.cursor! })).items).toEqual([{ h: 'x', r: 1000 }]);
+  });
+
+  it('refuses a malformed cursor', async () => {
+    const table = await new LocalKvStore(fresh.db).table('c', { hashKey: { name: 'id', type: 'S' } });
+    await expect(table.query('x', { cursor: 'not a cursor' })).rejects.toThrow(/cursor/);
+    await expect(table.scan({ cursor: Buffer.from('["q",1]').toString('base64url') })).rejects.toThrow(
+      /cursor/,
+    );
+  });
+
+  it('two stores on two connections: exactly one conditional create wins', async () => {
+    const other = openSqlite(fresh.path);
+    try {
+      const a = await new LocalKvStore(fresh.db).table('leases', { hashKey: { name: 'name', type: 'S' } });
+      const b = await new LocalKvStore(other).table('leases', { hashKey: { name: 'name', type: 'S' } });
+      const results = await Promise.allSettled([
+        a.put({ name: 'pipeline', owner: 'a' }, { condition: { op: 'not_exists' } }),
+        b.put({ name: 'pipeline', owner: 'b' }, { condition: { op: 'not_exists' } }),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const loser = results.find((r) => r.status === 'rejected');
+      expect(loser?.reason).toBeInstanceOf(ConditionFailedError);
+      const winner = results[0]!.status === 'fulfilled' ? 'a' : 'b';
+      expect(await a.get({ name: 'pipeline' })).toEqual({ name: 'pipeline', owner: winner });
+      expect(await b.get({ name: 'pipeline' })).toEqual({ name: 'pipeline', owner: winner });
+    } finally {
+      other.close();
+    }
+  });
+
+  it('separate processes racing a conditional create on a fresh file: exactly one wins', async () => {
+    const racers = 4;
+    const path = join(fresh.dir, 'race.db'); // not yet created: the schema migration races too
+    const sqliteUrl = pathToFileURL(join(repoRoot, 'src/backends/local/sqlite.ts')).href;
+    const kvUrl = pathToFileURL(join(repoRoot, 'src/backends/local/local-kv-table.ts')).href;
+    const script = `
+      import { createInterface } from 'node:readline';
+      import { openSqlite } from ${JSON.stringify(sqliteUrl)};
+      import { LocalKvStore } from ${JSON.stringify(kvUrl)};
+      const [path, id] = process.argv.slice(1);
+      const db = openSqlite(path);
+      const table = await new LocalKvStore(db).table('leases', { hashKey: { name: 'name', type: 'S' } });
+      console.log('ready');
+      await new Promise((resolve) => createInterface({ input: process.stdin }).once('line', resolve));
+      try {
+        await table.put({ name: 'pipeline', owner: id }, { condition: { op: 'not_exists' } });
+        console.log('won');
+      } catch (error) {
+        console.log(error.name === 'ConditionFailedError' ? 'lost' : 'error ' + error.message);
+      }
+      db.close();
+      process.exit(0);
+    `;
+    const children = Array.from({ length: racers }, (_, i) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script, path, `racer-${i}`],
+        { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      let errors = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        errors += chunk.toString();
+      });
+      const ready = new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (output.includes('ready')) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 10);
+        child.once('exit', (code) => {
+          clearInterval(timer);
+          reject(new Error(`racer ${i} exited (${code}) before ready: ${errors}`));
+        });
+      });
+      const done = new Promise<string>((resolve) =>
+        child.once('exit', () => resolve(output.replace('ready', '').trim() || `no output: ${errors}`)),
+      );
+      return { child, ready, done };
+    });
+    await Promise.all(children.map((c) => c.ready));
+    for (const { child } of children) child.stdin.write('go\n');
+    const outcomes = await Promise.all(children.map((c) => c.done));
+    expect(outcomes.filter((o) => o === 'won')).toHaveLength(1);
+    expect(outcomes.filter((o) => o === 'lost')).toHaveLength(racers - 1);
+
+    const db = openSqlite(path);
+    try {
+      const item = await (
+        await new LocalKvStore(db).table('leases', { hashKey: { name: 'name', type: 'S' } })
+      ).get({
+        name: 'pipeline',
+      });
+      expect(item?.owner).toBe(`racer-${outcomes.indexOf('won')}`);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('LocalCatalog specifics', () => {
+  it('stamps times with the injected clock; a replaced partition keeps createdAt and moves updatedAt', async () => {
+    const fresh = await freshDatabase('catalog-clock');
+    try {
+      let now = Date.parse('2024-05-01T10:00:00.000Z');
+      const clock: Clock = { now: () => new Date(now), sleep: async () => {} };
+      const catalog = new LocalCatalog(fresh.db, { clock });
+      const definition = {
+        database: 'd',
+        name: 't',
+        location: { layer: 'analytical' as const, prefix: 'd/t/' },
+        format: 'parquet' as const,
+        columns: [{ name: 'a', type: 'string' as const }],
+        partitionKeys: [{ name: 'p', type: 'string' as const }],
+      };
+      const created = await catalog.upsertTable(definition);
+      expect(created.table.createdAt.toISOString()).toBe('2024-05-01T10:00:00.000Z');
+      await catalog.putPartitions('d', 't', [{ values: ['1'], prefix: 'd/t/p=1/', files: [] }]);
+      now += 60_000;
+      // No change: no write, updatedAt stays.
+      expect((await catalog.upsertTable(definition)).table.updatedAt.toISOString()).toBe(
+        '2024-05-01T10:00:00.000Z',
+      );
+      const described = await catalog.upsertTable({ ...definition, description: 'now described' });
+      expect(described.table.updatedAt.toISOString()).toBe('2024-05-01T10:01:00.000Z');
+      expect(described.table.createdAt.toISOString()).toBe('2024-05-01T10:00:00.000Z');
+      await catalog.putPartitions('d', 't', [
+        { values: ['1'], prefix: 'd/t/p=1/', files: [{ key: 'f', bytes: 3 }] },
+      ]);
+      const [partition] = await catalog.listPartitions('d', 't');
+      expect(partition?.createdAt.toISOString()).toBe('2024-05-01T10:00:00.000Z');
+      expect(partition?.updatedAt.toISOString()).toBe('2024-05-01T10:01:00.000Z');
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('refuses partition values with control characters', async () => {
+    const fresh = await freshDatabase('catalog-ctl');
+    try {
+      const catalog = new LocalCatalog(fresh.db);
+      await catalog.upsertTable({
+        database: 'd',
+        name: 't',
+        location: { layer: 'analytical', prefix: 'd/t/' },
+        format: 'parquet',
+        columns: [{ name: 'a', type: 'string' }],
+        partitionKeys: [
+          { name: 'p', type: 'string' },
+          { name: 'q', type: 'string' },
+        ],
+      });
+      await expect(
+        catalog.putPartitions('d', 't', [{ values: ['a\u0001b', 'c'], prefix: 'x/', files: [] }]),
+      ).rejects.toThrow(/control/);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
+describe('LocalObjectStore specifics', () => {
+  let dir: string;
+  let root: string;
+  let store: LocalObjectStore;
+  beforeEach(async () => {
+    dir = await tempDir('lake-local');
+    root = join(dir, 'lake');
+    store = new LocalObjectStore(root);
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('declares atomic rename and local files', () => {
+    expect(store.capabilities).toEqual({ atomicRename: true, localFiles: true });
+  });
+
+  it('stores an object as <root>/<layer>/<key> and names it with a file:// URI', async () => {
+    await store.put({ layer: 'landing', key: 'gharchive/2015-01-01-0.json.gz' }, 'bytes');
+    const path = join(root, 'landing', 'gharchive', '2015-01-01-0.json.gz');
+    expect((await stat(path)).size).toBe(5);
+    expect(store.uri({ layer: 'landing', key: 'gharchive/2015-01-01-0.json.gz' })).toBe(
+      pathToFileURL(path).href,
+    );
+    expect((await store.localPath({ layer: 'landing', key: 'gharchive/2015-01-01-0.json.gz' })).path).toBe(
+      path,
+    );
+  });
+
+  it('writes through a temporary file in _sluice_tmp and leaves nothing behind', async () => {
+    const seenTemp: string[] = [];
+    async function* body(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('first half, ');
+      // Mid-write: the target does not exist yet, the bytes are in a .part file in _sluice_tmp.
+      expect(await exists(join(root, 'staging', 'a', 'b.txt'))).toBe(false);
+      seenTemp.push(...(await readdir(join(root, 'staging', TMP_DIR))));
+      yield Buffer.from('second half');
+    }
+    await store.put({ layer: 'staging', key: 'a/b.txt' }, body());
+    expect(seenTemp).toHaveLength(1);
+    expect(seenTemp[0]).toMatch(/\.part$/);
+    expect(await readdir(join(root, 'staging', TMP_DIR))).toEqual([]);
+    expect(Buffer.from(await store.getBytes({ layer: 'staging', key: 'a/b.txt' })).toString()).toBe(
+      'first half, second half',
+    );
+  });
+
+  it('a failing body stream leaves the old object, no temporary file and no event', async () => {
+    const ref = { layer: 'staging' as const, key: 'keep.txt' };
+    await store.put(ref, 'old');
+    const records: S3EventRecord[] = [];
+    store.onObjectCreated((r) => records.push(r));
+    const failing = new Readable({
+      read() {
+        this.push('partial');
+        this.destroy(new Error('source broke'));
+      },
+    });
+    await expect(store.put(ref, failing)).rejects.toThrow('source broke');
+    expect(Buffer.from(await store.getBytes(ref)).toString()).toBe('old');
+    expect(await readdir(join(root, 'staging', TMP_DIR))).toEqual([]);
+    expect(records).toEqual([]);
+  });
+
+  it('emits local S3-shaped events with 16-hex-digit increasing sequencers', async () => {
+    const records: S3EventRecord[] = [];
+    store.onObjectCreated((r) => records.push(r));
+    const info = await store.put({ layer: 'landing', key: 'dir/a b+c.json' }, '{}');
+    const scratch = await store.scratchDir('analytical');
+    await writeFile(join(scratch.path, 'f.parquet'), 'PAR1');
+    await store.putFile({ layer: 'analytical', key: 't/f.parquet' }, join(scratch.path, 'f.parquet'), {
+      move: true,
+    });
+    await scratch.release();
+    for (let i = 0; i < 20; i++) await store.put({ layer: 'landing', key: 'many' }, String(i));
+
+    expect(records[0]).toEqual({
+      eventVersion: '2.1',
+      eventSource: 'sluice:local',
+      awsRegion: 'local',
+      eventTime: records[0]!.eventTime,
+      eventName: 'ObjectCreated:Put',
+      s3: {
+        s3SchemaVersion: '1.0',
+        bucket: { name: 'landing', arn: 'arn:aws:s3:::landing' },
+        object: {
+          key: 'dir/a+b%2Bc.json',
+          size: 2,
+          eTag: info.etag,
+          sequencer: records[0]!.s3.object.sequencer,
+        },
+      },
+    });
+    expect(records[1]).toMatchObject({
+      eventName: 'ObjectCreated:Put',
+      s3: {
+        bucket: { name: 'analytical', arn: 'arn:aws:s3:::analytical' },
+        object: { key: 't/f.parquet', size: 4 },
+      },
+    });
+    const sequencers = records.map((r) => r.s3.object.sequencer);
+    for (const s of sequencers) expect(s).toMatch(/^[0-9A-F]{16}$/);
+    for (let i = 1; i < sequencers.length; i++) expect(sequencers[i]! > sequencers[i - 1]!).toBe(true);
+    // Separate stores in one process share the sequence.
+    const other = new LocalObjectStore(root);
+    const later: S3EventRecord[] = [];
+    other.onObjectCreated((r) => later.push(r));
+    await other.put({ layer: 'landing', key: 'x' }, 'x');
+    expect(later[0]!.s3.object.sequencer > sequencers.at(-1)!).toBe(true);
+  });
+
+  it('calls listeners after the object is visible; an async listener that rejects is harmless', async () => {
+    const seen: (number | undefined)[] = [];
+    store.onObjectCreated(() => {
+      // Synchronously after commit: the file is complete already.
+      seen.push(-1);
+    });
+    store.onObjectCreated(async () => {
+      throw new Error('async listener failure');
+    });
+    const info = await store.put({ layer: 'staging', key: 'visible.txt' }, 'visible');
+    expect(seen).toEqual([-1]);
+    expect(info.size).toBe(7);
+  });
+
+  it('removes empty parent directories on delete, up to the layer directory', async () => {
+    await store.put({ layer: 'staging', key: 'a/b/c/d.txt' }, 'd');
+    await store.put({ layer: 'staging', key: 'a/keep.txt' }, 'k');
+    await store.delete({ layer: 'staging', key: 'a/b/c/d.txt' });
+    expect(await exists(join(root, 'staging', 'a', 'b'))).toBe(false);
+    expect(await exists(join(root, 'staging', 'a', 'keep.txt'))).toBe(true);
+    await store.delete({ layer: 'staging', key: 'a/keep.txt' });
+    expect(await exists(join(root, 'staging', 'a'))).toBe(false);
+    expect(await exists(join(root, 'staging'))).toBe(true);
+  });
+
+  it('keeps scratch directories in <layer>/_sluice_tmp, never lists them, and cleanScratch removes them', async () => {
+    const scratch = await store.scratchDir('analytical');
+    expect(scratch.path.startsWith(join(root, 'analytical', TMP_DIR))).toBe(true);
+    await writeFile(join(scratch.path, 'leftover.parquet'), 'x');
+    await store.put({ layer: 'analytical', key: '_visible_with_hidden' }, 'x');
+    const all = [];
+    for await (const info of store.list('analytical', '', { includeHidden: true })) all.push(info.key);
+    expect(all).toEqual(['_visible_with_hidden']);
+    const under = [];
+    for await (const info of store.list('analytical', `${TMP_DIR}/`, { includeHidden: true }))
+      under.push(info.key);
+    expect(under).toEqual([]);
+    await store.cleanScratch('analytical');
+    expect(await exists(join(root, 'analytical', TMP_DIR))).toBe(false);
+    await store.cleanScratch('analytical'); // nothing to clean: fine
+  });
+
+  it('refuses the reserved _sluice_tmp key prefix and unknown layers', async () => {
+    await expect(store.put({ layer: 'staging', key: `${TMP_DIR}/x` }, 'x')).rejects.toThrow(/reserved/);
+    await expect(store.put({ layer: '../escape' as 'staging', key: 'x' }, 'x')).rejects.toThrow(/layer/);
+  });
+
+  it('ignores prefixes that would escape the layer', async () => {
+    await store.put({ layer: 'staging', key: 'x' }, 'x');
+    await store.put({ layer: 'landing', key: 'secret' }, 's');
+    for (const prefix of ['../landing/', '../', './', 'a//']) {
+      const keys = [];
+      for await (const info of store.list('staging', prefix)) keys.push(info.key);
+      expect(keys, prefix).toEqual([]);
+    }
+  });
+
+  it('changes the etag when a file is rewritten in place', async () => {
+    const ref = { layer: 'staging' as const, key: 'inplace.txt' };
+    const first = await store.put(ref, 'aaaa');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await writeFile(join(root, 'staging', 'inplace.txt'), 'bbbb');
+    expect((await store.head(ref))?.etag).not.toBe(first.etag);
+  });
+});
