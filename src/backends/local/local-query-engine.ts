@@ -1,0 +1,105 @@
+import path from 'node:path';
+import { QueryError } from '../../core/errors.ts';
+import type { Catalog, CatalogTable, Partition } from '../../core/ports/catalog.ts';
+import { qualifiedName } from '../../core/ports/catalog.ts';
+import type { QueryEngine, QueryOptions, QueryResult } from '../../core/ports/query-engine.ts';
+import { DuckDb, quoteIdent, quoteString } from '../../engines/duckdb/duckdb.ts';
+import { toDuckDbType } from '../../engines/duckdb/types.ts';
+
+/** Options of {@link LocalQueryEngine.open}. */
+export interface LocalQueryEngineOptions {
+  readonly catalog: Catalog;
+  /** The lake directory: `<home>/lake` (one subdirectory per layer). */
+  readonly lakeRoot: string;
+  readonly threads?: number;
+  readonly memoryLimit?: string;
+}
+
+/**
+ * SQL over the lake with DuckDB, as Athena reads the Glue Data Catalog: every cataloged table is
+ * a view `<database>.<table>` over the files of its registered partitions only (a partition
+ * directory that is not registered is invisible, as in Athena), with partition keys as columns
+ * typed by the catalog, and files of different schema versions read by column name
+ * (`union_by_name`). A table with no partitions yet is an empty view with the declared columns.
+ */
+export class LocalQueryEngine implements QueryEngine {
+  private constructor(
+    private readonly db: DuckDb,
+    private readonly options: LocalQueryEngineOptions,
+  ) {}
+
+  /** Opens DuckDB and defines a view per cataloged table. */
+  static async open(options: LocalQueryEngineOptions): Promise<LocalQueryEngine> {
+    const db = await DuckDb.open({
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.memoryLimit !== undefined ? { memoryLimit: options.memoryLimit } : {}),
+    });
+    const engine = new LocalQueryEngine(db, options);
+    await engine.refresh();
+    return engine;
+  }
+
+  /** Re-reads the catalog and redefines the views (after new tables or partitions). */
+  async refresh(): Promise<void> {
+    for (const table of await this.options.catalog.listTables()) {
+      const partitions = await this.options.catalog.listPartitions(table.database, table.name);
+      await this.db.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(table.database)}`);
+      await this.db.run(
+        `CREATE OR REPLACE VIEW ${quoteIdent(table.database)}.${quoteIdent(table.name)} AS ${this.viewSql(table, partitions)}`,
+      );
+    }
+  }
+
+  /** The SELECT behind a table's view. */
+  private viewSql(table: CatalogTable, partitions: readonly Partition[]): string {
+    const base = path.join(this.options.lakeRoot, table.location.layer);
+    const files = table.format === 'parquet' ? '*.parquet' : '*';
+    const globs =
+      table.partitionKeys.length === 0
+        ? [path.join(base, table.location.prefix, '**', files)]
+        : partitions.map((p) => path.join(base, p.prefix, files));
+    if (globs.length === 0) {
+      const columns = [...table.columns, ...table.partitionKeys]
+        .map((c) => `CAST(NULL AS ${toDuckDbType(c)}) AS ${quoteIdent(c.name)}`)
+        .join(', ');
+      return `SELECT ${columns} WHERE false`;
+    }
+    const list = `[${globs.map(quoteString).join(', ')}]`;
+    const hive =
+      table.partitionKeys.length > 0
+        ? `, hive_partitioning = true, hive_types = {${table.partitionKeys
+            .map((k) => `${quoteString(k.name)}: ${quoteString(toDuckDbType(k))}`)
+            .join(', ')}}`
+        : ', hive_partitioning = false';
+    switch (table.format) {
+      case 'parquet':
+        return `SELECT * FROM read_parquet(${list}, union_by_name = true${hive})`;
+      case 'ndjson':
+        return `SELECT * FROM read_ndjson_auto(${list}, union_by_name = true${hive})`;
+      case 'csv':
+        return `SELECT * FROM read_csv_auto(${list}, union_by_name = true${hive})`;
+    }
+  }
+
+  /**
+   * Runs one statement.
+   * @throws {QueryError} with DuckDB's message, plus the list of tables when a table is unknown.
+   */
+  async query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
+    try {
+      return await this.db.all(sql, options.maxRows !== undefined ? { maxRows: options.maxRows } : {});
+    } catch (error) {
+      let message = (error as Error).message;
+      if (/Catalog Error: Table with name/i.test(message)) {
+        const tables = (await this.options.catalog.listTables()).map(qualifiedName);
+        message += `\nTables in the catalog: ${tables.length > 0 ? tables.join(', ') : '(none yet: run a pipeline or `sluice crawl`)'}.`;
+      }
+      throw new QueryError(message, { cause: error });
+    }
+  }
+
+  /** Closes DuckDB. */
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,129 @@
+import type { Command } from 'commander';
+import { GHARCHIVE_URL } from '../../../pipelines/gharchive/definition.ts';
+import { parseHourArg } from '../../../pipelines/gharchive/hours.ts';
+import type { GharchiveRunSummary, HourOutcome } from '../../../pipelines/gharchive/run.ts';
+import { pipelineNames } from '../../../pipelines/index.ts';
+import { UsageError } from '../../core/errors.ts';
+import { openContext, resolveHome } from '../context.ts';
+import { formatBytes, formatCount, printJson } from '../output.ts';
+
+interface RunFlags {
+  home?: string;
+  from?: string;
+  to?: string;
+  sourceUrl?: string;
+  json?: boolean;
+}
+
+/** `sluice run <pipeline>`. */
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .argument('<pipeline>', `pipeline to run (${pipelineNames.join(', ')})`)
+    .description('run a pipeline once: ingest new source data, transform it, publish and catalog it')
+    .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
+    .option('--from <YYYY-MM-DDTHH>', 'gharchive: first UTC hour of a backfill (the bookmark does not move)')
+    .option('--to <YYYY-MM-DDTHH>', 'gharchive: last UTC hour, inclusive (default: now)')
+    .option(
+      '--source-url <url>',
+      `gharchive: base URL or local directory of hour files (default ${GHARCHIVE_URL})`,
+    )
+    .option('--json', 'print the run summary as one JSON object')
+    .addHelpText(
+      'after',
+      `
+Without --from, gharchive runs incrementally: every published hour after the bookmark (or, on the
+first run, from <today - baseline_days>-0), stopping cleanly at the first hour that is not
+published yet (HTTP 404). With --from/--to it backfills that inclusive UTC range.
+
+Examples:
+  sluice run gharchive                                   # catch up from the bookmark
+  sluice run gharchive --from 2015-01-01T00 --to 2015-01-01T05
+  sluice run gharchive --source-url ./archive --from 2015-01-01T00 --to 2015-01-01T00
+
+Exit codes: 0 ok (also when stopped at an unpublished hour), 3 a source file was damaged
+(what was readable is loaded), 4 the source stayed unavailable after retries, 5 another run
+holds the pipeline's lease. See docs/cli.md.`,
+    )
+    .action(async (pipeline: string, flags: RunFlags) => {
+      if (pipeline !== 'gharchive') {
+        throw new UsageError(`unknown pipeline "${pipeline}": expected one of ${pipelineNames.join(', ')}`);
+      }
+      const from = flags.from !== undefined ? parseHourArg('--from', flags.from) : undefined;
+      const to = flags.to !== undefined ? parseHourArg('--to', flags.to) : undefined;
+      if (from && to && to < from) throw new UsageError(`--to ${flags.to} is before --from ${flags.from}`);
+      const { runGharchive } = await import('../../../pipelines/gharchive/run.ts');
+      const { ctx, close } = await openContext({ home: resolveHome(flags.home), progress: !flags.json });
+      try {
+        const summary = await runGharchive(ctx, {
+          ...(from ? { from } : {}),
+          ...(to ? { to } : {}),
+          ...(flags.sourceUrl ? { sourceUrl: flags.sourceUrl } : {}),
+          ...(flags.json ? {} : { onHour: printHour }),
+        });
+        if (flags.json) printJson(summaryJson(summary));
+        else printSummary(summary);
+        process.exitCode = summary.exitCode;
+      } finally {
+        await close();
+      }
+    });
+}
+
+function printHour(outcome: HourOutcome, index: number, total: number): void {
+  const position = `[${index + 1}/${total}]`;
+  if (outcome.status === 'not_published') {
+    process.stdout.write(`${position} ${outcome.file}: not published yet (404), stopping here\n`);
+    return;
+  }
+  if (outcome.status === 'failed') {
+    process.stdout.write(`${position} ${outcome.file}: FAILED: ${outcome.error}\n`);
+    return;
+  }
+  const c = outcome.counts;
+  const t = outcome.transform;
+  const parts = [
+    `${position} ${outcome.file}:`,
+    c
+      ? `read ${formatCount(c.read)}, loaded ${formatCount(c.loaded)}, duplicates ${formatCount(c.duplicates)}, quarantined ${formatCount(c.quarantined)}`
+      : '',
+    t ? `-> ${t.partitions.map((p) => p.prefix).join(', ')}` : '',
+    outcome.downloadedBytes ? `(downloaded ${formatBytes(outcome.downloadedBytes)})` : '',
+  ];
+  process.stdout.write(`${parts.filter(Boolean).join(' ')}\n`);
+  if (t?.quarantine) process.stdout.write(`    quarantined records: quarantine/${t.quarantine.key}\n`);
+  if (outcome.status === 'partial') process.stdout.write(`    WARNING: ${outcome.error}\n`);
+}
+
+function printSummary(summary: GharchiveRunSummary): void {
+  const t = summary.totals;
+  const lines = [
+    `run ${summary.runId} (${summary.mode}, ${summary.range.from.slice(0, 13)} .. ${summary.range.to.slice(0, 13)} UTC)`,
+    `  hours: ${summary.hours.filter((h) => h.status === 'succeeded' || h.status === 'partial').length} loaded of ${summary.hours.length} attempted`,
+    `  records: read ${formatCount(t.read)} = loaded ${formatCount(t.loaded)} + duplicates ${formatCount(t.duplicates)} + quarantined ${formatCount(t.quarantined)}`,
+    `  bookmark: ${summary.bookmark.before ?? '(none)'} -> ${summary.bookmark.after ?? '(none)'}${summary.mode === 'backfill' ? ' (backfills do not move it)' : ''}`,
+  ];
+  if (summary.stoppedAt)
+    lines.push(`  stopped at ${summary.stoppedAt}: not published yet; the next run continues there`);
+  if (summary.hours.length === 0) lines.push('  nothing to do: the bookmark is at the current hour');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function summaryJson(summary: GharchiveRunSummary): unknown {
+  return {
+    ...summary,
+    hours: summary.hours.map(({ transform, ...hour }) => ({
+      ...hour,
+      ...(transform
+        ? {
+            partitions: transform.partitions,
+            quarantine: transform.quarantine ?? null,
+            duplicates_in_file: transform.duplicatesInFile,
+            duplicates_in_lake: transform.duplicatesInLake,
+            damage: transform.damage ?? null,
+            bytes: transform.bytes,
+          }
+        : {}),
+    })),
+  };
+}

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { describeError, ExitCode, SluiceError } from '../core/errors.ts';
+import { registerCatalog } from './commands/catalog.ts';
+import { registerCrawl } from './commands/crawl.ts';
+import { registerDemo } from './commands/demo.ts';
+import { registerQuery } from './commands/query.ts';
+import { registerRun } from './commands/run.ts';
+import { registerRuns } from './commands/runs.ts';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/** Builds the `sluice` command tree. */
+export function buildProgram(): Command {
+  const program = new Command('sluice')
+    .version(version)
+    .description(
+      'ETL/ELT pipelines on one machine with embedded engines; the same pipelines deploy to AWS serverless.',
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Start here:
+  sluice demo                         run the reference pipelines on bundled real data
+  sluice query "SELECT count(*) FROM gharchive.events"
+  sluice catalog                      tables, columns, partitions
+  sluice runs                         run history with record counts
+
+State lives in --home (default $SLUICE_HOME or ./.sluice): lake/<layer>/..., sluice.db, logs/.
+Exit codes: docs/cli.md.`,
+    );
+  registerDemo(program);
+  registerRun(program);
+  registerQuery(program);
+  registerCatalog(program);
+  registerRuns(program);
+  registerCrawl(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` and sets `process.exitCode`. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end with code 0; usage errors were already printed by commander.
+      process.exitCode = error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      return;
+    }
+    process.stderr.write(`error: ${describeError(error)}\n`);
+    process.exitCode = error instanceof SluiceError ? error.exitCode : ExitCode.internal;
+    if (!(error instanceof SluiceError) && process.env.SLUICE_DEBUG) console.error(error);
+  }
+}
+
+await main(process.argv);
