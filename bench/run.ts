@@ -1,0 +1,15 @@
+/**
+ * Benchmarks: `npm run bench -- <name> [options]`. Each prints ratios against a baseline measured in
+ * the same run, and with `--json` one JSON object on its last line.
+ */
+const benches: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
+  gharchive: () => import('./gharchive.ts'),
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const load = name ? benches[name] : undefined;
+if (!load) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json]\n`);
+  process.exit(2);
+}
+await (await load()).main(rest);
