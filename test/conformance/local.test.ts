@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalBackend } from '../../src/backends/local/local-backend.ts';
 import { LocalCatalog } from '../../src/backends/local/local-catalog.ts';
 import { DEFAULT_PAGE_SIZE, LocalKvStore } from '../../src/backends/local/local-kv-table.ts';
 import { LocalObjectStore, TMP_DIR } from '../../src/backends/local/local-object-store.ts';
@@ -15,6 +16,7 @@ import type { S3EventRecord } from '../../src/core/events.ts';
 import { catalogConformance } from './catalog.case.ts';
 import { kvTableConformance } from './kv-table.case.ts';
 import { objectStoreConformance } from './object-store.case.ts';
+import { queryEngineConformance } from './query-engine.case.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -52,6 +54,20 @@ objectStoreConformance('local', async () => {
   return {
     store: new LocalObjectStore(join(dir, 'lake')),
     close: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
+queryEngineConformance('local', async () => {
+  const dir = await tempDir('query');
+  const backend = createLocalBackend(dir);
+  return {
+    objectStore: backend.objectStore,
+    catalog: backend.catalog,
+    openEngine: () => backend.openQueryEngine(),
+    close: async () => {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 });
 
