@@ -53,7 +53,7 @@ export async function ingestHour(
       result = await fetchSourceFile(input.sourceUrl, input.fileName, dest, {
         ...input.fetch,
         clock: ctx.clock,
-        onProgress: (bytes) => task.update(bytes),
+        onProgress: (bytes, total) => task.update(bytes, total),
       });
     } finally {
       task.stop();

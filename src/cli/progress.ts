@@ -10,22 +10,27 @@ export async function createProgress(options: { enabled: boolean }): Promise<Pro
   if (!options.enabled || !process.stderr.isTTY) return noProgress;
   const { default: cliProgress } = await import('cli-progress');
   return {
-    start(label: string, total?: number, unit: 'bytes' | 'records' | 'items' = 'items'): ProgressTask {
+    start(label: string, initialTotal?: number, unit: 'bytes' | 'records' | 'items' = 'items'): ProgressTask {
       const show = (n: number) => (unit === 'bytes' ? formatBytes(n) : String(n));
+      let total = initialTotal;
       const bar = new cliProgress.SingleBar(
         {
           stream: process.stderr,
           clearOnComplete: true,
           hideCursor: true,
-          format: total ? `${label} [{bar}] {percentage}% {done}/{all}` : `${label} {done}`,
+          format: `${label} [{bar}] {percentage}% {done}/{all}`,
         },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(total ?? 0, 0, { done: show(0), all: total ? show(total) : '' });
+      bar.start(total ?? 0, 0, { done: show(0), all: total ? show(total) : '?' });
       return {
-        update(done: number) {
+        update(done: number, newTotal?: number) {
+          if (newTotal !== undefined && newTotal !== total) {
+            total = newTotal;
+            bar.setTotal(newTotal);
+          }
           if (!total) bar.setTotal(done);
-          bar.update(done, { done: show(done), all: total ? show(total) : '' });
+          bar.update(done, { done: show(done), all: total ? show(total) : '?' });
         },
         stop() {
           bar.stop();

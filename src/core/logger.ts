@@ -31,8 +31,8 @@ export interface Progress {
 
 /** One task of a {@link Progress}. */
 export interface ProgressTask {
-  /** Sets the amount done so far. */
-  update(done: number): void;
+  /** Sets the amount done so far, and the total when it becomes known (e.g. a download's Content-Length). */
+  update(done: number, total?: number): void;
   /** Ends the task (removes or completes its bar). */
   stop(): void;
 }

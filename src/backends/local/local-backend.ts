@@ -36,16 +36,17 @@ export function createLocalBackend(
   const db = openSqlite(path.join(root, 'sluice.db'));
   const lakeRoot = path.join(root, 'lake');
   const catalog = new LocalCatalog(db, { clock });
+  const objectStore = new LocalObjectStore(lakeRoot, { clock });
   return {
     name: 'local',
     home: root,
-    objectStore: new LocalObjectStore(lakeRoot, { clock }),
+    objectStore,
     kv: new LocalKvStore(db),
     catalog,
     isAlive: isLocalProcessAlive,
     async openQueryEngine(): Promise<QueryEngine> {
       const { LocalQueryEngine } = await import('./local-query-engine.ts');
-      return LocalQueryEngine.open({ catalog, lakeRoot, ...options.query });
+      return LocalQueryEngine.open({ catalog, objectStore, lakeRoot, ...options.query });
     },
     async close() {
       db.close();

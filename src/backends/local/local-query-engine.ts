@@ -2,6 +2,7 @@ import path from 'node:path';
 import { QueryError } from '../../core/errors.ts';
 import type { Catalog, CatalogTable, Partition } from '../../core/ports/catalog.ts';
 import { qualifiedName } from '../../core/ports/catalog.ts';
+import type { ObjectStore } from '../../core/ports/object-store.ts';
 import type { QueryEngine, QueryOptions, QueryResult } from '../../core/ports/query-engine.ts';
 import { DuckDb, quoteIdent, quoteString } from '../../engines/duckdb/duckdb.ts';
 import { toDuckDbType } from '../../engines/duckdb/types.ts';
@@ -9,6 +10,8 @@ import { toDuckDbType } from '../../engines/duckdb/types.ts';
 /** Options of {@link LocalQueryEngine.open}. */
 export interface LocalQueryEngineOptions {
   readonly catalog: Catalog;
+  /** Lists the data files of NDJSON/CSV tables (Parquet tables are read by partition). */
+  readonly objectStore: ObjectStore;
   /** The lake directory: `<home>/lake` (one subdirectory per layer). */
   readonly lakeRoot: string;
   readonly threads?: number;
@@ -44,27 +47,55 @@ export class LocalQueryEngine implements QueryEngine {
     for (const table of await this.options.catalog.listTables()) {
       const partitions = await this.options.catalog.listPartitions(table.database, table.name);
       await this.db.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(table.database)}`);
-      await this.db.run(
-        `CREATE OR REPLACE VIEW ${quoteIdent(table.database)}.${quoteIdent(table.name)} AS ${this.viewSql(table, partitions)}`,
-      );
+      const name = `${quoteIdent(table.database)}.${quoteIdent(table.name)}`;
+      try {
+        await this.db.run(`CREATE OR REPLACE VIEW ${name} AS ${await this.viewSql(table, partitions)}`);
+      } catch (error) {
+        // A table whose files cannot be read fails the queries that use it, not every query.
+        const message = `table ${qualifiedName(table)} cannot be read: ${(error as Error).message.split('\n')[0]}`;
+        // The filter, not a column, raises it: `count(*)` would skip evaluating a column.
+        await this.db.run(
+          `CREATE OR REPLACE VIEW ${name} AS SELECT NULL AS error FROM range(1) WHERE error(${quoteString(message)}) IS NULL`,
+        );
+      }
     }
   }
 
-  /** The SELECT behind a table's view. */
-  private viewSql(table: CatalogTable, partitions: readonly Partition[]): string {
+  /**
+   * The SELECT behind a table's view. Parquet tables read `*.parquet` in each registered partition
+   * (or under the table's prefix when unpartitioned). NDJSON and CSV tables read the files with
+   * their format's extensions found there, so other files in the folder (a README, a file the
+   * crawler skipped) never break the table.
+   */
+  private async viewSql(table: CatalogTable, partitions: readonly Partition[]): Promise<string> {
     const base = path.join(this.options.lakeRoot, table.location.layer);
-    const files = table.format === 'parquet' ? '*.parquet' : '*';
-    const globs =
-      table.partitionKeys.length === 0
-        ? [path.join(base, table.location.prefix, '**', files)]
-        : partitions.map((p) => path.join(base, p.prefix, files));
-    if (globs.length === 0) {
+    const prefixes =
+      table.partitionKeys.length === 0 ? [table.location.prefix] : partitions.map((p) => p.prefix);
+    let files: string[];
+    if (table.format === 'parquet') {
+      files =
+        table.partitionKeys.length === 0
+          ? [path.join(base, table.location.prefix, '**', '*.parquet')]
+          : prefixes.map((p) => path.join(base, p, '*.parquet'));
+    } else {
+      const pattern = table.format === 'csv' ? /\.(csv|tsv|txt)(\.gz)?$/i : /\.(json|ndjson|jsonl)(\.gz)?$/i;
+      files = [];
+      for (const prefix of prefixes) {
+        for await (const info of this.options.objectStore.list(table.location.layer, prefix)) {
+          const rest = info.key.slice(prefix.length);
+          if (pattern.test(info.key) && (table.partitionKeys.length === 0 || !rest.includes('/'))) {
+            files.push(path.join(base, info.key));
+          }
+        }
+      }
+    }
+    if (files.length === 0 || (table.partitionKeys.length > 0 && partitions.length === 0)) {
       const columns = [...table.columns, ...table.partitionKeys]
         .map((c) => `CAST(NULL AS ${toDuckDbType(c)}) AS ${quoteIdent(c.name)}`)
         .join(', ');
       return `SELECT ${columns} WHERE false`;
     }
-    const list = `[${globs.map(quoteString).join(', ')}]`;
+    const list = `[${files.map(quoteString).join(', ')}]`;
     const hive =
       table.partitionKeys.length > 0
         ? `, hive_partitioning = true, hive_types = {${table.partitionKeys
@@ -75,7 +106,8 @@ export class LocalQueryEngine implements QueryEngine {
       case 'parquet':
         return `SELECT * FROM read_parquet(${list}, union_by_name = true${hive})`;
       case 'ndjson':
-        return `SELECT * FROM read_ndjson_auto(${list}, union_by_name = true${hive})`;
+        // `format = 'auto'`: the crawler catalogs JSON array files as ndjson tables too.
+        return `SELECT * FROM read_json_auto(${list}, format = 'auto', union_by_name = true${hive})`;
       case 'csv':
         return `SELECT * FROM read_csv_auto(${list}, union_by_name = true${hive})`;
     }

@@ -91,8 +91,16 @@ export async function crawl(options: CrawlOptions): Promise<CrawlResult> {
   const db = await DuckDb.open({ threads: 2 });
   try {
     for (const [name, files] of byTable) {
-      const result = await crawlTable(db, options, name, `${prefix}${name}/`, files, skipped);
-      if (result) tables.push(result);
+      // One unreadable table must not hide the others: it is reported with its reason.
+      try {
+        const result = await crawlTable(db, options, name, `${prefix}${name}/`, files, skipped);
+        if (result) tables.push(result);
+      } catch (error) {
+        skipped.push({
+          key: `${prefix}${name}/`,
+          reason: `table could not be read: ${(error as Error).message}`,
+        });
+      }
     }
   } finally {
     db.close();
@@ -146,18 +154,26 @@ async function crawlTable(
         skipped.push({ key: entry.info.key, reason: 'content is not Parquet, JSON or CSV' });
         continue;
       }
+      if (format !== 'parquet' && (await isGzip(local.path)) && !entry.info.key.endsWith('.gz')) {
+        skipped.push({
+          key: entry.info.key,
+          reason:
+            'gzip content without a .gz name: readers choose decompression by name; rename it to end in .gz',
+        });
+        continue;
+      }
       classified.push({ ...entry, path: local.path, format });
     }
-    const counts = new Map<string, number>();
-    for (const c of classified) counts.set(c.format, (counts.get(c.format) ?? 0) + 1);
-    const format = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] as
-      | TableFormat
-      | 'array'
-      | undefined;
+    // NDJSON and JSON array files are one format (`ndjson`): DuckDB's JSON reader detects which per file.
+    const tableFormatOf = (f: TableFormat | 'array'): TableFormat => (f === 'array' ? 'ndjson' : f);
+    const counts = new Map<TableFormat, number>();
+    for (const c of classified)
+      counts.set(tableFormatOf(c.format), (counts.get(tableFormatOf(c.format)) ?? 0) + 1);
+    const format = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
     if (!format) return undefined;
-    const chosen = classified.filter((c) => c.format === format);
+    const chosen = classified.filter((c) => tableFormatOf(c.format) === format);
     for (const c of classified) {
-      if (c.format !== format)
+      if (tableFormatOf(c.format) !== format)
         skipped.push({ key: c.info.key, reason: `format ${c.format} differs from the table's (${format})` });
     }
 
@@ -167,7 +183,7 @@ async function crawlTable(
         ? `read_parquet(${list}, union_by_name = true, hive_partitioning = false)`
         : format === 'csv'
           ? `read_csv_auto(${list}, union_by_name = true, hive_partitioning = false)`
-          : `read_json_auto(${list}, union_by_name = true, hive_partitioning = false, format = ${format === 'array' ? "'array'" : "'newline_delimited'"})`;
+          : `read_json_auto(${list}, union_by_name = true, hive_partitioning = false, format = 'auto')`;
     const described = await db.all(`DESCRIBE SELECT * FROM ${reader}`);
     const inferred: Column[] = described.rows
       .map((row) => ({ name: String(row.column_name), ...fromDuckDbType(String(row.column_type)) }))
@@ -183,7 +199,7 @@ async function crawlTable(
       name: key,
       type: inferKeyType(chosen.map((c) => c.values[i] ?? '')),
     }));
-    const tableFormat: TableFormat = format === 'array' ? 'ndjson' : format;
+    const tableFormat: TableFormat = format;
     const existing = await catalog.getTable(database, name);
     const columns = existing ? mergeColumns(existing, inferred) : inferred;
     const sameAsExisting =
@@ -276,6 +292,17 @@ function inferKeyType(values: readonly string[]): ColumnType {
     return values.every((v) => Math.abs(Number(v)) <= 2_147_483_647) ? 'int' : 'bigint';
   }
   return 'string';
+}
+
+async function isGzip(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const magic = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(magic, 0, 2, 0);
+    return bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -97,6 +97,7 @@ function duckToGlue(type: string): ColumnType {
     'TIMESTAMP WITH TIME ZONE': 'timestamp',
     BLOB: 'binary',
     NULL: 'string',
+    JSON: 'string', // nested (`JSON[]`, `STRUCT(a JSON)`): Glue has no logical type there
   };
   const direct = simple[upper];
   if (direct) return direct;
@@ -141,7 +142,7 @@ function findClosingQuote(text: string): number {
 }
 
 /** Splits on `separator` outside brackets and quotes. */
-function splitTopLevel(text: string, separator: string): string[] {
+export function splitTopLevel(text: string, separator: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let inQuote = false;

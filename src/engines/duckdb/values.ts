@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { SqlValue } from '../../core/ports/query-engine.ts';
+import { splitTopLevel } from './types.ts';
 
 /**
  * Converts a value from `@duckdb/node-api`'s `getRowObjectsJS()` into a {@link SqlValue}:
@@ -39,23 +41,41 @@ export function toSqlValue(value: unknown, type?: string): SqlValue {
     return value.map((v) => toSqlValue(v, element));
   }
   if (typeof value === 'object') {
+    const fields = type === undefined ? undefined : structFieldTypes(type);
     const out: { [key: string]: SqlValue } = {};
-    for (const [k, v] of Object.entries(value)) out[k] = toSqlValue(v);
+    for (const [k, v] of Object.entries(value)) out[k] = toSqlValue(v, fields?.get(k));
     return out;
   }
   return String(value);
 }
+
+/** Field types by name of a `STRUCT("a" INTEGER, b DATE)` type, so nested dates convert like top-level ones. */
+function structFieldTypes(type: string): Map<string, string> | undefined {
+  const m = /^STRUCT\((.*)\)$/s.exec(type);
+  if (m?.[1] === undefined) return undefined;
+  const fields = new Map<string, string>();
+  for (const field of splitTopLevel(m[1], ',')) {
+    const parts = /^"((?:[^"]|"")*)"\s+(.+)$/s.exec(field) ?? /^(\S+)\s+(.+)$/s.exec(field);
+    if (parts?.[1] !== undefined && parts[2] !== undefined)
+      fields.set(parts[1].replaceAll('""', '"'), parts[2]);
+  }
+  return fields;
+}
+
+// Random, so that no string in the data (which is written as it is) can equal a marked bigint.
+const BIGINT_NONCE = randomBytes(8).toString('hex');
+const BIGINT_MARKER = `\u0000bigint-${BIGINT_NONCE}:`;
+const BIGINT_PATTERN = new RegExp(`"\\\\u0000bigint-${BIGINT_NONCE}:(-?\\d+)"`, 'g');
 
 /**
  * JSON text of a value, writing `bigint`s as exact JSON numbers (JSON has no size limit on
  * numbers; `JSON.stringify` would throw on them).
  */
 export function stringifyJson(value: unknown, indent?: number): string {
-  const marker = '\u0000bigint:';
   const text = JSON.stringify(
     value,
-    (_key, v: unknown) => (typeof v === 'bigint' ? `${marker}${v.toString()}` : v),
+    (_key, v: unknown) => (typeof v === 'bigint' ? `${BIGINT_MARKER}${v.toString()}` : v),
     indent,
   );
-  return text.replace(/"\\u0000bigint:(-?\d+)"/g, '$1');
+  return text.replace(BIGINT_PATTERN, '$1');
 }

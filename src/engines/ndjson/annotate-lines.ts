@@ -107,10 +107,11 @@ export async function annotateNdjson(
       out[used++] = NEWLINE;
       return;
     }
-    reserve(end - first + 32);
+    reserve(end - start + 32);
     if (source[first] === OPEN_BRACE) {
       let next = first + 1;
       while (next < end && isSpace(source[next])) next++;
+      used += source.copy(out, used, start, first); // leading whitespace, kept so the line restores exactly
       used += prefixHead.copy(out, used);
       used += out.write(String(lineNumber), used, 'latin1');
       if (source[next] !== CLOSE_BRACE) out[used++] = 0x2c; // ','
@@ -220,10 +221,12 @@ export async function* readAnnotatedLines(
 }
 
 function restore(line: Buffer, lineNumber: number): Buffer {
+  let first = 0;
+  while (first < line.length && isSpace(line[first])) first++;
   for (const suffix of [',', '']) {
     const prefix = Buffer.from(`{"${LINE_FIELD}":${lineNumber}${suffix}`);
-    if (line.subarray(0, prefix.length).equals(prefix)) {
-      return Buffer.concat([Buffer.from('{'), line.subarray(prefix.length)]);
+    if (line.subarray(first, first + prefix.length).equals(prefix)) {
+      return Buffer.concat([line.subarray(0, first), Buffer.from('{'), line.subarray(first + prefix.length)]);
     }
   }
   return line;
