@@ -4,8 +4,9 @@ import { BookmarkStore } from '../../src/core/bookmark.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { describeError, ExitCode, StepError } from '../../src/core/errors.ts';
 import { Lease } from '../../src/core/lease.ts';
+import type { Logger } from '../../src/core/logger.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
-import type { RecordCounts, RunStatus } from '../../src/core/run.ts';
+import type { RecordCounts, RunHandle, RunStatus } from '../../src/core/run.ts';
 import { RunLog } from '../../src/core/run.ts';
 import type { FetchOptions } from '../../src/sources/http/download.ts';
 import { GHARCHIVE_URL } from './definition.ts';
@@ -198,14 +199,7 @@ async function runHour(
       ...(input.options.fetch ? { fetch: input.options.fetch } : {}),
     });
   } catch (error) {
-    const wrapped = new StepError(
-      { pipeline: JOB_ID, step: 'ingest', runId, unit: file },
-      error,
-      'The bookmark did not move; the next run retries this hour',
-    );
-    await ingestRun.finish({ status: 'failed', error: describeError(wrapped) });
-    logger.error({ err: describeError(error) }, 'ingest failed');
-    return { file, status: 'failed', error: wrapped.message, exitCode: wrapped.exitCode };
+    return failStep(ingestRun, logger, error, 'The bookmark did not move; the next run retries this hour');
   }
   if (ingest.status === 'not_published') {
     await ingestRun.finish({
@@ -259,13 +253,25 @@ async function runHour(
       ...(result.damage ? { error: `${file}: ${result.damage.message}` } : {}),
     };
   } catch (error) {
-    const wrapped = new StepError(
-      { pipeline: JOB_ID, step: 'transform', runId, unit: file },
+    return failStep(
+      transformRun,
+      logger,
       error,
       'Partitions keep their previous state and the bookmark did not move; the next run redoes this hour',
     );
-    await transformRun.finish({ status: 'failed', error: describeError(wrapped) });
-    logger.error({ err: describeError(error) }, 'transform failed');
-    return { file, status: 'failed', error: wrapped.message, exitCode: wrapped.exitCode };
   }
+}
+
+/** Records a failed step (wrapped with pipeline, step, run and unit) and the hour's outcome. */
+async function failStep(
+  run: RunHandle,
+  logger: Logger,
+  error: unknown,
+  pending: string,
+): Promise<HourOutcome> {
+  const { pipeline, step, runId, unit } = run.record;
+  const wrapped = new StepError({ pipeline, step, runId, unit }, error, pending);
+  await run.finish({ status: 'failed', error: describeError(wrapped) });
+  logger.error({ step, err: describeError(error) }, `${step} failed`);
+  return { file: unit ?? '', status: 'failed', error: wrapped.message, exitCode: wrapped.exitCode };
 }

@@ -113,10 +113,13 @@ export async function transformHour(
 
     // Rejected lines: those DuckDB could not read (absent from `line_keys`) and those that failed validation.
     const reasons = new Map<number, string>();
-    const missing = await db.all(
-      `SELECT r.range AS line FROM range(1, ${annotated.lines + 1}) r ANTI JOIN line_keys s ON s.line = r.range`,
-    );
-    const unreadable = new Set(missing.rows.map((row) => Number(row.line)));
+    const unreadable = new Set<number>();
+    if (stats.readable < read) {
+      const missing = await db.all(
+        `SELECT r.range AS line FROM range(1, ${annotated.lines + 1}) r ANTI JOIN line_keys s ON s.line = r.range`,
+      );
+      for (const row of missing.rows) unreadable.add(Number(row.line));
+    }
     for (const row of (
       await db.all(`SELECT line, reason FROM line_keys WHERE reason IS NOT NULL ORDER BY line`)
     ).rows) {

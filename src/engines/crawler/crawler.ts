@@ -14,6 +14,7 @@ import type { Column, ColumnType } from '../../core/schema.ts';
 import { diffColumns, isSameSchema } from '../../core/schema.ts';
 import { DuckDb, quoteString } from '../duckdb/duckdb.ts';
 import { fromDuckDbType } from '../duckdb/types.ts';
+import { isGzipFile } from '../ndjson/annotate-lines.ts';
 
 /**
  * The crawler: catalogs data that arrived without a sluice writer (copied by hand, produced by
@@ -154,7 +155,7 @@ async function crawlTable(
         skipped.push({ key: entry.info.key, reason: 'content is not Parquet, JSON or CSV' });
         continue;
       }
-      if (format !== 'parquet' && (await isGzip(local.path)) && !entry.info.key.endsWith('.gz')) {
+      if (format !== 'parquet' && (await isGzipFile(local.path)) && !entry.info.key.endsWith('.gz')) {
         skipped.push({
           key: entry.info.key,
           reason:
@@ -292,17 +293,6 @@ function inferKeyType(values: readonly string[]): ColumnType {
     return values.every((v) => Math.abs(Number(v)) <= 2_147_483_647) ? 'int' : 'bigint';
   }
   return 'string';
-}
-
-async function isGzip(path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
-  try {
-    const magic = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(magic, 0, 2, 0);
-    return bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
-  } finally {
-    await handle.close();
-  }
 }
 
 /**

@@ -58,7 +58,7 @@ export async function annotateNdjson(
   outputPath: string,
   options: { onProgress?: (bytesIn: number) => void; signal?: AbortSignal } = {},
 ): Promise<AnnotateResult> {
-  const gzip = await hasGzipMagic(inputPath);
+  const gzip = await isGzipFile(inputPath);
   const input = createReadStream(inputPath, { highWaterMark: 1 << 20 });
   let bytesIn = 0;
   input.on('data', (chunk: Buffer | string) => {
@@ -172,7 +172,8 @@ export async function annotateNdjson(
   };
 }
 
-async function hasGzipMagic(path: string): Promise<boolean> {
+/** Whether a file starts with the gzip magic bytes (RFC 1952: 0x1f 0x8b), whatever its name. */
+export async function isGzipFile(path: string): Promise<boolean> {
   const handle = await open(path, 'r');
   try {
     const header = Buffer.alloc(2);
