@@ -2,14 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConditionFailedError } from '../../src/core/errors.ts';
 import type {
+  ChangeRecord,
   Condition,
   Item,
   KvStore,
   KvTable,
   Page,
   RangeCondition,
+  StreamPosition,
 } from '../../src/core/ports/kv-table.ts';
-import { allPages } from '../../src/core/ports/kv-table.ts';
+import { allPages, compareSequence } from '../../src/core/ports/kv-table.ts';
 
 /** Orders strings by UTF-8 bytes, as DynamoDB orders `S` keys. */
 function compareBytes(a: string, b: string): number {
@@ -47,11 +49,63 @@ async function readPages(
   return { items, pages };
 }
 
+/** The position after everything recorded so far (`LATEST`, resolved by one read). */
+async function latest(table: KvTable): Promise<StreamPosition> {
+  const { records, next } = await table.readChanges({ type: 'LATEST' });
+  expect(records).toEqual([]);
+  return next;
+}
+
+/**
+ * Reads `table`'s stream from `from`, page by page, keeping the records `mine` selects, until
+ * `done(kept)` holds. Checks each page against `limit` and that `next` continues after the page's
+ * last record. Streams may lag behind writes (DynamoDB Streams), so an empty page is retried for
+ * up to 30 s before giving up.
+ */
+async function readUntil(
+  table: KvTable,
+  from: StreamPosition,
+  mine: (record: ChangeRecord) => boolean,
+  done: (kept: ChangeRecord[]) => boolean,
+  limit?: number,
+): Promise<{ records: ChangeRecord[]; next: StreamPosition; pages: number }> {
+  const records: ChangeRecord[] = [];
+  let position = from;
+  let pages = 0;
+  let idleSince = Date.now();
+  for (;;) {
+    const page = await table.readChanges(position, limit === undefined ? {} : { limit });
+    if (limit !== undefined) expect(page.records.length).toBeLessThanOrEqual(limit);
+    const last = page.records.at(-1);
+    if (last) {
+      expect(page.next).toEqual({ type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: last.sequenceNumber });
+      pages++;
+      idleSince = Date.now();
+    }
+    records.push(...page.records.filter(mine));
+    position = page.next;
+    if (done(records)) return { records, next: position, pages };
+    if (!last) {
+      if (Date.now() - idleSince > 30_000) {
+        throw new Error(`change stream of ${table.name}: still waiting after 30 s, have ${records.length}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** Records whose hash key value (attribute `id` or `h`) starts with `prefix`. */
+function keyedBy(prefix: string): (record: ChangeRecord) => boolean {
+  return (record) => String(record.keys.id ?? record.keys.h).startsWith(prefix);
+}
+
 /**
  * The {@link KvStore} contract, for any backend. `open` returns a store and a `close`; each test
  * uses random hash-key values, so the suite also runs against shared, pre-deployed tables
  * (`conformance_items`: hash `id` S; `conformance_numbers`: hash `h` S, range `r` N;
- * `conformance_strings`: hash `h` S, range `r` S).
+ * `conformance_strings`: hash `h` S, range `r` S; with a stream of `NEW_AND_OLD_IMAGES`:
+ * `conformance_stream_items`: hash `id` S; `conformance_stream_numbers`: hash `h` S, range `r` N).
+ * Stream cases keep only their own records, so other writers of the shared streams do not matter.
  */
 export function kvTableConformance(
   backend: string,
@@ -431,6 +485,181 @@ export function kvTableConformance(
           if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConditionFailedError);
         }
         expect(await items.get({ id })).toEqual({ id, owner: winners[0]! });
+      });
+    });
+
+    describe('change streams', () => {
+      let streamItems: KvTable;
+      let streamNumbers: KvTable;
+
+      beforeEach(async () => {
+        streamItems = await kv.table(
+          'conformance_stream_items',
+          { hashKey: { name: 'id', type: 'S' } },
+          { stream: true },
+        );
+        streamNumbers = await kv.table(
+          'conformance_stream_numbers',
+          { hashKey: { name: 'h', type: 'S' }, rangeKey: { name: 'r', type: 'N' } },
+          { stream: true },
+        );
+      });
+
+      it('records INSERT, MODIFY and REMOVE with keys and images, in order', async () => {
+        const start = await latest(streamNumbers);
+        const h = `${run}-events`;
+        const before = Date.now();
+        const b: Item = { h, r: 1, v: 'b', list: [1, { x: null }], map: { k: true, j: 0 } };
+        await streamNumbers.put({ h, r: 1, v: 'a' });
+        await streamNumbers.put(b);
+        await streamNumbers.delete({ h, r: 1 });
+        await streamNumbers.put({ h, r: 2.5, v: 'c' });
+        const { records } = await readUntil(streamNumbers, start, keyedBy(h), (kept) => kept.length >= 4);
+        expect(
+          records.map((record) => [record.eventName, record.keys, record.oldImage, record.newImage]),
+        ).toEqual([
+          ['INSERT', { h, r: 1 }, undefined, { h, r: 1, v: 'a' }],
+          ['MODIFY', { h, r: 1 }, { h, r: 1, v: 'a' }, b],
+          ['REMOVE', { h, r: 1 }, b, undefined],
+          ['INSERT', { h, r: 2.5 }, undefined, { h, r: 2.5, v: 'c' }],
+        ]);
+        for (let i = 1; i < records.length; i++) {
+          expect(compareSequence(records[i - 1]!.sequenceNumber, records[i]!.sequenceNumber)).toBeLessThan(0);
+        }
+        for (const record of records) {
+          expect(record.sequenceNumber).toMatch(/^[0-9]+$/);
+          expect(record.approximateCreationDateTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+          const at = Date.parse(record.approximateCreationDateTime);
+          expect(at).toBeGreaterThanOrEqual(before - 60_000);
+          expect(at).toBeLessThanOrEqual(Date.now() + 60_000);
+        }
+      });
+
+      it('a put that changes no data records nothing (DynamoDB Streams)', async () => {
+        const id = `${run}-same`;
+        await streamItems.put({ id, v: 1, map: { a: 1, b: [true] } });
+        const start = await latest(streamItems);
+        await streamItems.put({ id, v: 1, map: { a: 1, b: [true] } });
+        await streamItems.put({ map: { b: [true], a: 1 }, v: 1, id }); // same data, other attribute order
+        await streamItems.put({ id, v: 1, map: { a: 1, b: [true] } }, { condition: { op: 'exists' } });
+        await streamItems.put({ id, v: 2, map: { a: 1, b: [true] } });
+        const { records } = await readUntil(streamItems, start, keyedBy(id), (kept) => kept.length >= 1);
+        expect(records.map((record) => [record.eventName, record.oldImage?.v, record.newImage?.v])).toEqual([
+          ['MODIFY', 1, 2],
+        ]);
+      });
+
+      it('keys of a table without range key hold the hash key only', async () => {
+        const start = await latest(streamItems);
+        const id = `${run}-hash-only`;
+        await streamItems.put({ id, payload: { nested: [1, 2] } });
+        const { records } = await readUntil(streamItems, start, keyedBy(id), (kept) => kept.length >= 1);
+        expect(records[0]).toMatchObject({
+          eventName: 'INSERT',
+          keys: { id },
+          newImage: { id, payload: { nested: [1, 2] } },
+        });
+        expect(records[0]!.oldImage).toBeUndefined();
+      });
+
+      it('LATEST starts after the read; TRIM_HORIZON includes earlier changes', async () => {
+        const id = `${run}-horizon`;
+        await streamItems.put({ id, v: 1 });
+        const start = await latest(streamItems);
+        await streamItems.put({ id, v: 2 });
+        const fromLatest = await readUntil(streamItems, start, keyedBy(id), (kept) => kept.length >= 1);
+        expect(fromLatest.records.map((record) => record.newImage)).toEqual([{ id, v: 2 }]);
+        const fromHorizon = await readUntil(
+          streamItems,
+          { type: 'TRIM_HORIZON' },
+          keyedBy(id),
+          (kept) => kept.length >= 2,
+        );
+        expect(fromHorizon.records.map((record) => record.newImage)).toEqual([
+          { id, v: 1 },
+          { id, v: 2 },
+        ]);
+      });
+
+      it('continues with AFTER_SEQUENCE_NUMBER: 25 changes read 10 at a time, each once, in order', async () => {
+        const start = await latest(streamNumbers);
+        const h = `${run}-paged`;
+        for (let r = 0; r < 25; r++) await streamNumbers.put({ h, r });
+        await streamNumbers.put({ h: `${h}-end`, r: 0 }); // marks the end
+        const isEnd = (record: ChangeRecord) => record.keys.h === `${h}-end`;
+        const { records, next, pages } = await readUntil(
+          streamNumbers,
+          start,
+          keyedBy(h),
+          (kept) => kept.some(isEnd),
+          10,
+        );
+        expect(records.filter((record) => !isEnd(record)).map((record) => record.keys)).toEqual(
+          Array.from({ length: 25 }, (_, r) => ({ h, r })),
+        );
+        expect(records.filter(isEnd)).toHaveLength(1);
+        expect(pages).toBeGreaterThanOrEqual(3);
+        // Reading is repeatable: the same position gives the same records.
+        const first = await streamNumbers.readChanges(start, { limit: 10 });
+        expect((await streamNumbers.readChanges(start, { limit: 10 })).records).toEqual(first.records);
+        // Nothing of ours after the end.
+        const rest = await streamNumbers.readChanges(next);
+        expect(rest.records.filter(keyedBy(h))).toEqual([]);
+      });
+
+      it('a delete of a missing item records nothing', async () => {
+        const start = await latest(streamItems);
+        const id = `${run}-ghost`;
+        await streamItems.delete({ id });
+        await streamItems.delete({ id }, { condition: { op: 'not_exists' } });
+        await streamItems.put({ id: `${id}-end` });
+        const { records } = await readUntil(streamItems, start, keyedBy(id), (kept) =>
+          kept.some((record) => record.keys.id === `${id}-end`),
+        );
+        expect(records.map((record) => [record.eventName, record.keys])).toEqual([
+          ['INSERT', { id: `${id}-end` }],
+        ]);
+      });
+
+      it('failed conditional writes record nothing; successful ones record as usual', async () => {
+        const id = `${run}-guarded`;
+        await streamItems.put({ id, version: 1 });
+        const start = await latest(streamItems);
+        await expect(
+          streamItems.put({ id, version: 9 }, { condition: { op: 'not_exists' } }),
+        ).rejects.toThrow(ConditionFailedError);
+        await expect(
+          streamItems.delete({ id }, { condition: { op: 'eq', attribute: 'version', value: 9 } }),
+        ).rejects.toThrow(ConditionFailedError);
+        await expect(streamItems.put({ id: `${id}-new` }, { condition: { op: 'exists' } })).rejects.toThrow(
+          ConditionFailedError,
+        );
+        await streamItems.put(
+          { id, version: 2 },
+          { condition: { op: 'eq', attribute: 'version', value: 1 } },
+        );
+        await streamItems.delete({ id }, { condition: { op: 'eq', attribute: 'version', value: 2 } });
+        const { records } = await readUntil(streamItems, start, keyedBy(id), (kept) =>
+          kept.some((record) => record.eventName === 'REMOVE'),
+        );
+        expect(records.map((record) => [record.eventName, record.oldImage, record.newImage])).toEqual([
+          ['MODIFY', { id, version: 1 }, { id, version: 2 }],
+          ['REMOVE', { id, version: 2 }, undefined],
+        ]);
+      });
+
+      it('a streamed table opened again without the stream option keeps recording', async () => {
+        const again = await kv.table('conformance_stream_items', { hashKey: { name: 'id', type: 'S' } });
+        const start = await latest(again);
+        const id = `${run}-reopened`;
+        await again.put({ id });
+        const { records } = await readUntil(again, start, keyedBy(id), (kept) => kept.length >= 1);
+        expect(records.map((record) => record.eventName)).toEqual(['INSERT']);
+      });
+
+      it('readChanges on a table without a stream throws', async () => {
+        await expect(items.readChanges({ type: 'TRIM_HORIZON' })).rejects.toThrow(/stream/);
+        await expect(items.readChanges({ type: 'LATEST' })).rejects.toThrow(/stream/);
       });
     });
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { access, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,12 +7,19 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalBackend } from '../../src/backends/local/local-backend.ts';
 import { LocalCatalog } from '../../src/backends/local/local-catalog.ts';
-import { DEFAULT_PAGE_SIZE, LocalKvStore } from '../../src/backends/local/local-kv-table.ts';
+import {
+  DEFAULT_PAGE_SIZE,
+  KV_MIGRATIONS,
+  LocalKvStore,
+  STREAM_PRUNE_INTERVAL_MS,
+  STREAM_RETENTION_MS,
+} from '../../src/backends/local/local-kv-table.ts';
 import { LocalObjectStore, TMP_DIR } from '../../src/backends/local/local-object-store.ts';
 import { type Database, migrate, openSqlite, readVersion } from '../../src/backends/local/sqlite.ts';
 import type { Clock } from '../../src/core/clock.ts';
-import { ConditionFailedError } from '../../src/core/errors.ts';
+import { ConditionFailedError, SluiceError } from '../../src/core/errors.ts';
 import type { S3EventRecord } from '../../src/core/events.ts';
+import type { KvTable, StreamPosition } from '../../src/core/ports/kv-table.ts';
 import { catalogConformance } from './catalog.case.ts';
 import { kvTableConformance } from './kv-table.case.ts';
 import { objectStoreConformance } from './object-store.case.ts';
@@ -140,7 +147,7 @@ describe('openSqlite and migrate', () => {
     const catalog = new LocalCatalog(fresh.db);
     new LocalKvStore(fresh.db); // idempotent
     new LocalCatalog(fresh.db);
-    expect(readVersion(fresh.db, 'kv')).toBe(1);
+    expect(readVersion(fresh.db, 'kv')).toBe(KV_MIGRATIONS.length);
     expect(readVersion(fresh.db, 'catalog')).toBe(1);
     await (await kv.table('t', { hashKey: { name: 'id', type: 'S' } })).put({ id: 'x' });
     await catalog.upsertTable({
@@ -289,6 +296,204 @@ describe('LocalKvStore on a shared database file', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+describe('LocalKvStore change streams', () => {
+  let fresh: Awaited<ReturnType<typeof freshDatabase>>;
+  beforeEach(async () => {
+    fresh = await freshDatabase('kv-stream');
+  });
+  afterEach(async () => {
+    await fresh.close();
+  });
+
+  const idSchema = { hashKey: { name: 'id', type: 'S' as const } };
+  /** `eventName id` of every record from `from`, and the position after them. */
+  async function events(
+    table: KvTable,
+    from: StreamPosition,
+  ): Promise<{ seen: string[]; next: StreamPosition }> {
+    const { records, next } = await table.readChanges(from);
+    return { seen: records.map((r) => `${r.eventName} ${String(r.keys.id)}`), next };
+  }
+
+  it('another connection sees each change right after the write, and enabling the stream reaches an open writer', async () => {
+    const other = openSqlite(fresh.path);
+    try {
+      // The writer opened the table before anyone enabled its stream.
+      const writer = await new LocalKvStore(fresh.db).table('shared', idSchema);
+      await writer.put({ id: 'before' });
+      await expect(writer.readChanges({ type: 'TRIM_HORIZON' })).rejects.toThrow(/no change stream/);
+      const reader = await new LocalKvStore(other).table('shared', idSchema, { stream: true });
+      let position = await reader.readChanges({ type: 'LATEST' }).then((r) => r.next);
+      expect(position).toEqual({ type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: '0' });
+      for (const [write, expected] of [
+        [() => writer.put({ id: 'a', v: 1 }), 'INSERT a'],
+        [() => writer.put({ id: 'a', v: 2 }), 'MODIFY a'],
+        [() => writer.delete({ id: 'before' }), 'REMOVE before'],
+      ] as const) {
+        await write();
+        const read = await events(reader, position);
+        expect(read.seen).toEqual([expected]);
+        position = read.next;
+      }
+      // The writer's table has a stream now, too.
+      expect((await events(writer, { type: 'TRIM_HORIZON' })).seen).toEqual([
+        'INSERT a',
+        'MODIFY a',
+        'REMOVE before',
+      ]);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('a reader sees changes a separate process writes', async () => {
+    const table = await new LocalKvStore(fresh.db).table('feed', idSchema, { stream: true });
+    const start = (await table.readChanges({ type: 'LATEST' })).next;
+    const sqliteUrl = pathToFileURL(join(repoRoot, 'src/backends/local/sqlite.ts')).href;
+    const kvUrl = pathToFileURL(join(repoRoot, 'src/backends/local/local-kv-table.ts')).href;
+    const script = `
+      import { openSqlite } from ${JSON.stringify(sqliteUrl)};
+      import { LocalKvStore } from ${JSON.stringify(kvUrl)};
+      const db = openSqlite(process.argv[1]);
+      const table = await new LocalKvStore(db).table('feed', { hashKey: { name: 'id', type: 'S' } });
+      await table.put({ id: 'x', v: 1 });
+      await table.put({ id: 'x', v: 2 });
+      await table.delete({ id: 'x' });
+      db.close();
+    `;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script, fresh.path],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let errors = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      errors += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, errors).toBe(0);
+    const { records } = await table.readChanges(start);
+    expect(records.map((r) => [r.eventName, r.oldImage, r.newImage])).toEqual([
+      ['INSERT', undefined, { id: 'x', v: 1 }],
+      ['MODIFY', { id: 'x', v: 1 }, { id: 'x', v: 2 }],
+      ['REMOVE', { id: 'x', v: 2 }, undefined],
+    ]);
+  });
+
+  it('deletes records older than 24 h during writes, at most once a minute; reading past deleted records throws', async () => {
+    expect(STREAM_RETENTION_MS).toBe(24 * 3600_000);
+    expect(STREAM_PRUNE_INTERVAL_MS).toBe(60_000);
+    const t0 = Date.parse('2024-05-01T00:00:00.000Z');
+    let now = t0;
+    const clock: Clock = { now: () => new Date(now), sleep: async () => {} };
+    const store = new LocalKvStore(fresh.db, { clock });
+    const table = await store.table('retained', idSchema, { stream: true });
+    const untouched = await store.table('untouched', idSchema, { stream: true });
+    const ids = async () => (await events(table, { type: 'TRIM_HORIZON' })).seen;
+
+    await table.put({ id: 'r1' }); // prunes (first write), keeps nothing old
+    const afterR1 = (await table.readChanges({ type: 'TRIM_HORIZON' })).next;
+    expect((await table.readChanges({ type: 'TRIM_HORIZON' })).records[0]?.approximateCreationDateTime).toBe(
+      '2024-05-01T00:00:00.000Z',
+    );
+    now = t0 + STREAM_RETENTION_MS - 10_000;
+    await table.put({ id: 'r2' }); // prunes: r1 is not 24 h old yet
+    now = t0 + STREAM_RETENTION_MS + 10_000;
+    await table.put({ id: 'r3' }); // r1 expired, but the last prune was 20 s ago
+    expect(await ids()).toEqual(['INSERT r1', 'INSERT r2', 'INSERT r3']);
+    now += STREAM_PRUNE_INTERVAL_MS;
+    await table.put({ id: 'r4' }); // prunes: r1 goes
+    expect(await ids()).toEqual(['INSERT r2', 'INSERT r3', 'INSERT r4']);
+
+    // A reader still before r1 lost it: DynamoDB's TrimmedDataAccessException.
+    const lost = await table
+      .readChanges({ type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: '0' })
+      .catch((e: unknown) => e);
+    expect(lost).toBeInstanceOf(SluiceError);
+    expect((lost as SluiceError).code).toBe('stream_trimmed');
+    expect((lost as Error).message).toMatch(/retained|retention/);
+    // A reader past r1 lost nothing; another table lost nothing.
+    expect((await events(table, afterR1)).seen).toEqual(['INSERT r2', 'INSERT r3', 'INSERT r4']);
+    expect(
+      (await untouched.readChanges({ type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: '0' })).records,
+    ).toEqual([]);
+  });
+
+  it('numbers changes across tables in commit order and never reuses a number', async () => {
+    const store = new LocalKvStore(fresh.db);
+    const a = await store.table('a', idSchema, { stream: true });
+    const b = await store.table('b', idSchema, { stream: true });
+    await a.put({ id: '1' });
+    await b.put({ id: '1' });
+    await a.put({ id: '2' });
+    const sequence = async (t: KvTable) =>
+      (await t.readChanges({ type: 'TRIM_HORIZON' })).records.map((r) => r.sequenceNumber);
+    expect(await sequence(a)).toEqual(['1', '3']);
+    expect(await sequence(b)).toEqual(['2']);
+    // LATEST resolves to the newest number of the file, even after its records are gone.
+    fresh.db.exec('DELETE FROM kv_changes');
+    expect((await a.readChanges({ type: 'LATEST' })).next).toEqual({
+      type: 'AFTER_SEQUENCE_NUMBER',
+      sequenceNumber: '3',
+    });
+    await b.put({ id: '2' });
+    expect(await sequence(b)).toEqual(['4']);
+  });
+
+  it('writes to tables without a stream record nothing', async () => {
+    const store = new LocalKvStore(fresh.db);
+    const plain = await store.table('plain', idSchema);
+    await plain.put({ id: 'x' });
+    await plain.put({ id: 'x', v: 2 }, { condition: { op: 'exists' } });
+    await plain.delete({ id: 'x' });
+    expect(fresh.db.prepare('SELECT count(*) FROM kv_changes').pluck().get()).toBe(0);
+  });
+
+  it('rejects malformed positions and limits', async () => {
+    const table = await new LocalKvStore(fresh.db).table('t', idSchema, { stream: true });
+    for (const sequenceNumber of ['', '01', '-1', '1.5', 'abc', '99999999999999999999']) {
+      await expect(table.readChanges({ type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber })).rejects.toThrow(
+        /sequence number/,
+      );
+    }
+    await expect(table.readChanges({ type: 'SHARD' } as unknown as StreamPosition)).rejects.toThrow(
+      /position/,
+    );
+    await expect(table.readChanges({ type: 'TRIM_HORIZON' }, { limit: 0 })).rejects.toThrow(/limit/);
+    // Past the end: nothing yet, same position back.
+    const future = { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: '1000' } as const;
+    expect(await table.readChanges(future)).toEqual({ records: [], next: future });
+  });
+
+  it('upgrades a version-1 database: items kept, stream off until a table is opened with it', async () => {
+    migrate(fresh.db, 'kv', KV_MIGRATIONS.slice(0, 1));
+    fresh.db
+      .prepare('INSERT INTO kv_tables (name, key_schema, created_at) VALUES (?, ?, ?)')
+      .run('old', JSON.stringify(idSchema), '2024-01-01T00:00:00.000Z');
+    fresh.db
+      .prepare('INSERT INTO kv_items (table_name, hash_key, range_key, item) VALUES (?, ?, ?, ?)')
+      .run('old', 'a', '', '{"id":"a","v":1}');
+    const store = new LocalKvStore(fresh.db);
+    expect(readVersion(fresh.db, 'kv')).toBe(2);
+    const old = await store.table('old', idSchema);
+    expect(await old.get({ id: 'a' })).toEqual({ id: 'a', v: 1 });
+    await expect(old.readChanges({ type: 'LATEST' })).rejects.toThrow(/no change stream/);
+    await store.table('old', idSchema, { stream: true }); // UpdateTable: enable the stream
+    await old.put({ id: 'a', v: 2 });
+    const { records } = await old.readChanges({ type: 'TRIM_HORIZON' });
+    expect(records.map((r) => [r.eventName, r.oldImage, r.newImage])).toEqual([
+      ['MODIFY', { id: 'a', v: 1 }, { id: 'a', v: 2 }],
+    ]);
+    // Still refuses a wrong key schema, and does not enable a stream on it.
+    await expect(store.table('old', { hashKey: { name: 'k', type: 'S' } }, { stream: true })).rejects.toThrow(
+      /key schema/,
+    );
   });
 });
 
@@ -489,7 +694,7 @@ describe('LocalObjectStore specifics', () => {
     expect(await exists(join(root, 'staging'))).toBe(true);
   });
 
-  it('keeps scratch directories in <layer>/_sluice_tmp, never lists them, and cleanScratch removes them', async () => {
+  it('keeps scratch directories in <layer>/_sluice_tmp, never lists them; cleanScratch removes those of dead processes', async () => {
     const scratch = await store.scratchDir('analytical');
     expect(scratch.path.startsWith(join(root, 'analytical', TMP_DIR))).toBe(true);
     await writeFile(join(scratch.path, 'leftover.parquet'), 'x');
@@ -501,8 +706,18 @@ describe('LocalObjectStore specifics', () => {
     for await (const info of store.list('analytical', `${TMP_DIR}/`, { includeHidden: true }))
       under.push(info.key);
     expect(under).toEqual([]);
+    // A crashed run's leftovers: named after a process that has exited.
+    const deadPid = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, ['-e', '0']);
+      child.on('exit', () => resolve(child.pid ?? 0));
+    });
+    const crashed = join(root, 'analytical', TMP_DIR, `scratch-${deadPid}-0123456789abcdef`);
+    await mkdir(crashed, { recursive: true });
+    await writeFile(join(crashed, 'half.parquet'), 'x');
+    await writeFile(join(root, 'analytical', TMP_DIR, `put-${deadPid}-0123456789abcdef.part`), 'x');
     await store.cleanScratch('analytical');
-    expect(await exists(join(root, 'analytical', TMP_DIR))).toBe(false);
+    expect(await readdir(join(root, 'analytical', TMP_DIR))).toEqual([scratch.path.split('/').at(-1)]);
+    await scratch.release();
     await store.cleanScratch('analytical'); // nothing to clean: fine
   });
 

@@ -405,12 +405,15 @@ export function objectStoreConformance(
       expect(store.uri(ref('a.txt', 'landing'))).not.toBe(a);
     });
 
-    it('hides scratch leftovers and removes them with cleanScratch', async () => {
+    it('hides scratch directories from listings, and cleanScratch keeps those of a live writer', async () => {
       const scratch = await store.scratchDir(layer);
-      await writeFile(join(scratch.path, 'leftover.bin'), 'crashed run');
+      await writeFile(join(scratch.path, 'in-progress.bin'), 'a writer is still working');
       await store.put(ref('real.txt'), 'real');
       expect(await listKeys('', { includeHidden: true })).toEqual(['real.txt']);
+      // This process is alive: its scratch directory must survive another writer's clean-up.
       await store.cleanScratch(layer);
+      await access(join(scratch.path, 'in-progress.bin'));
+      await scratch.release();
       await expect(access(scratch.path)).rejects.toThrow();
       expect(Buffer.from(await store.getBytes(ref('real.txt'))).toString()).toBe('real');
       // A new scratch directory works after the clean-up.

@@ -41,7 +41,7 @@ export function createLocalBackend(
     name: 'local',
     home: root,
     objectStore,
-    kv: new LocalKvStore(db),
+    kv: new LocalKvStore(db, { clock }),
     catalog,
     isAlive: isLocalProcessAlive,
     async openQueryEngine(): Promise<QueryEngine> {

@@ -1,5 +1,8 @@
-import { ConditionFailedError } from '../../core/errors.ts';
+import type { Clock } from '../../core/clock.ts';
+import { systemClock } from '../../core/clock.ts';
+import { ConditionFailedError, SluiceError } from '../../core/errors.ts';
 import type {
+  ChangeRecord,
   Condition,
   Item,
   JsonValue,
@@ -12,19 +15,37 @@ import type {
   Page,
   PageOptions,
   RangeCondition,
+  StreamPosition,
 } from '../../core/ports/kv-table.ts';
 import { type Database, type Migration, migrate, type Statement } from './sqlite.ts';
 
 /** Items per page of {@link KvTable.query} and {@link KvTable.scan} when no `limit` is given. */
 export const DEFAULT_PAGE_SIZE = 1000;
 
+/** How long change records are kept, in ms: 24 hours, DynamoDB Streams' retention. */
+export const STREAM_RETENTION_MS = 24 * 60 * 60 * 1000;
+
 /**
- * Schema of the key-value module. Key columns are `ANY` in a STRICT table, so SQLite keeps each
- * value's type as bound: numbers compare numerically, text with the BINARY collation, i.e. by
- * UTF-8 bytes, which is DynamoDB's order for `N` and `S` keys. Tables without a range key store
- * `''` as range key.
+ * Least time between two retention prunes of one {@link LocalKvStore}, in ms of its clock: writes
+ * to streamed tables delete expired change records at most this often.
  */
-const MIGRATIONS: readonly Migration[] = [
+export const STREAM_PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * Schema of the key-value module (append-only, see {@link migrate}); exported for migration tests.
+ *
+ * Version 1: key columns are `ANY` in a STRICT table, so SQLite keeps each value's type as bound:
+ * numbers compare numerically, text with the BINARY collation, i.e. by UTF-8 bytes, which is
+ * DynamoDB's order for `N` and `S` keys. Tables without a range key store `''` as range key.
+ *
+ * Version 2, change streams: `kv_tables.stream` (1 when the table records its changes, never reset
+ * to 0) and `kv_tables.trimmed_through` (the highest sequence number of the table that retention
+ * deleted, 0 when none); `kv_changes` holds the change records of every streamed table: `seq` is
+ * the sequence number (`AUTOINCREMENT`, so a number is never reused, even after the newest records
+ * were deleted), `keys`/`old_image`/`new_image` JSON text (images `NULL` when absent), `created_at`
+ * ISO-8601 UTC.
+ */
+export const KV_MIGRATIONS: readonly Migration[] = [
   `CREATE TABLE kv_tables (
      name TEXT PRIMARY KEY,
      key_schema TEXT NOT NULL,
@@ -37,7 +58,26 @@ const MIGRATIONS: readonly Migration[] = [
      item TEXT NOT NULL,
      PRIMARY KEY (table_name, hash_key, range_key)
    ) STRICT, WITHOUT ROWID;`,
+  `ALTER TABLE kv_tables ADD COLUMN stream INTEGER NOT NULL DEFAULT 0 CHECK (stream IN (0, 1));
+   ALTER TABLE kv_tables ADD COLUMN trimmed_through INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE kv_changes (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     table_name TEXT NOT NULL,
+     event_name TEXT NOT NULL CHECK (event_name IN ('INSERT', 'MODIFY', 'REMOVE')),
+     keys TEXT NOT NULL,
+     old_image TEXT,
+     new_image TEXT,
+     created_at TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX kv_changes_by_table ON kv_changes (table_name, seq);
+   CREATE INDEX kv_changes_by_age ON kv_changes (created_at);`,
 ];
+
+/** Options of {@link LocalKvStore}. */
+export interface LocalKvStoreOptions {
+  /** Stamps change records and drives their retention (default: the system clock). */
+  readonly clock?: Clock;
+}
 
 /**
  * The local {@link KvStore}: every table's items in one SQLite table of the shared database
@@ -50,54 +90,138 @@ const MIGRATIONS: readonly Migration[] = [
  * transaction, so they also hold between processes sharing the file); comparisons with a missing
  * attribute false, except `ne`, which is true (DynamoDB's `<>`).
  *
- * The constructor creates the schema when missing (idempotent; see {@link migrate}).
+ * Change streams (DynamoDB Streams with `NEW_AND_OLD_IMAGES`): a table opened with
+ * `stream: true` appends a record to `kv_changes` in the same transaction as each write: `INSERT`
+ * for a put without a stored item, `MODIFY` for a put over one that changes it, `REMOVE` for a
+ * delete of a stored item. Like DynamoDB, it records nothing for a put that leaves the item as it
+ * was (deep JSON equality; "If you perform a PutItem or UpdateItem operation that does not change
+ * any data in an item, DynamoDB Streams does not write a stream record", Streams developer
+ * guide), for a delete of a missing item, or for a failed conditional write. Sequence numbers are
+ * shared by all tables of the file and increase in commit order, so a reader in any process sees
+ * every change once, in order. Records older than {@link STREAM_RETENTION_MS} are deleted by
+ * writes, at most every {@link STREAM_PRUNE_INTERVAL_MS}; reading from a position before deleted
+ * records throws a {@link SluiceError} with code `stream_trimmed` (DynamoDB's
+ * `TrimmedDataAccessException`). Writes to tables without a stream stay single statements, after
+ * one primary-key read of the table's stream flag (so a stream enabled by another process counts).
+ *
+ * The constructor creates or upgrades the schema when needed (idempotent; see {@link migrate}).
  */
 export class LocalKvStore implements KvStore {
   readonly capabilities: KvStoreCapabilities = { conditionalWrites: true };
   private readonly tables = new Map<string, LocalKvTable>();
+  private readonly clock: Clock;
+  private readonly log: ChangeLog;
 
-  constructor(private readonly db: Database) {
-    migrate(db, 'kv', MIGRATIONS);
+  constructor(
+    private readonly db: Database,
+    options: LocalKvStoreOptions = {},
+  ) {
+    migrate(db, 'kv', KV_MIGRATIONS);
+    this.clock = options.clock ?? systemClock;
+    this.log = new ChangeLog(db, this.clock);
   }
 
   /**
    * Opens table `name`, registering it with `keySchema` on first use (DynamoDB `CreateTable`).
+   * `stream: true` enables its change stream, on creation or later on an existing table (DynamoDB
+   * `UpdateTable` with a `StreamSpecification`); a table's stream is never disabled, so opening a
+   * streamed table without `stream: true` still records its changes.
    * @throws {Error} when the table is registered with a different key schema, or when the name
    *   or schema is malformed.
    */
-  async table(name: string, keySchema: KeySchema): Promise<KvTable> {
+  async table(name: string, keySchema: KeySchema, options: { stream?: boolean } = {}): Promise<KvTable> {
     if (typeof name !== 'string' || name.length === 0)
       throw new Error('kv table name must be a non-empty string');
     const schema = canonicalSchema(name, keySchema);
     const wanted = JSON.stringify(schema);
+    const stream = options.stream === true;
     const cached = this.tables.get(name);
-    if (cached && JSON.stringify(cached.keySchema) === wanted) return cached;
+    const reusable = cached !== undefined && JSON.stringify(cached.keySchema) === wanted;
+    if (reusable && (!stream || cached.hasStream())) return cached;
 
-    const select = this.db
-      .prepare<[string], string>('SELECT key_schema FROM kv_tables WHERE name = ?')
-      .pluck();
+    const select = this.db.prepare<[string], { key_schema: string; stream: number }>(
+      'SELECT key_schema, stream FROM kv_tables WHERE name = ?',
+    );
     let stored = select.get(name);
-    if (stored === undefined) {
+    if (stored === undefined || (stream && stored.stream === 0 && stored.key_schema === wanted)) {
       stored = this.db
         .transaction(() => {
           const raced = select.get(name);
-          if (raced !== undefined) return raced;
-          this.db
-            .prepare('INSERT INTO kv_tables (name, key_schema, created_at) VALUES (?, ?, ?)')
-            .run(name, wanted, new Date().toISOString());
-          return wanted;
+          if (raced === undefined) {
+            this.db
+              .prepare('INSERT INTO kv_tables (name, key_schema, created_at, stream) VALUES (?, ?, ?, ?)')
+              .run(name, wanted, this.clock.now().toISOString(), stream ? 1 : 0);
+            return { key_schema: wanted, stream: stream ? 1 : 0 };
+          }
+          if (stream && raced.stream === 0 && raced.key_schema === wanted) {
+            this.db.prepare('UPDATE kv_tables SET stream = 1 WHERE name = ?').run(name);
+            return { key_schema: raced.key_schema, stream: 1 };
+          }
+          return raced;
         })
         .immediate();
     }
-    if (stored !== wanted) {
+    if (stored.key_schema !== wanted) {
       throw new Error(
-        `kv table "${name}" exists with key schema ${describeSchema(JSON.parse(stored) as KeySchema)}, ` +
+        `kv table "${name}" exists with key schema ${describeSchema(JSON.parse(stored.key_schema) as KeySchema)}, ` +
           `but was opened with ${describeSchema(schema)}`,
       );
     }
-    const table = new LocalKvTable(this.db, name, schema);
+    const table = reusable ? cached : new LocalKvTable(this.db, name, schema, this.log);
+    if (stored.stream === 1) table.streamEnabled();
     this.tables.set(name, table);
     return table;
+  }
+}
+
+/**
+ * The change records of all streamed tables of one database (`kv_changes`), with their retention:
+ * {@link ChangeLog.append} runs inside the writing transaction and first deletes expired records
+ * when the last prune of this store is {@link STREAM_PRUNE_INTERVAL_MS} old.
+ */
+class ChangeLog {
+  private lastPrune: number | undefined;
+  private readonly insert: Statement;
+  private readonly markTrimmed: Statement;
+  private readonly prune: Statement;
+
+  constructor(
+    db: Database,
+    private readonly clock: Clock,
+  ) {
+    this.insert = db.prepare(
+      `INSERT INTO kv_changes (table_name, event_name, keys, old_image, new_image, created_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    // Remember, per table, the newest record retention deletes: a reader positioned before it lost data.
+    this.markTrimmed = db.prepare(
+      `UPDATE kv_tables SET trimmed_through = expired.through
+       FROM (SELECT table_name, MAX(seq) AS through FROM kv_changes WHERE created_at < ? GROUP BY table_name)
+         AS expired
+       WHERE kv_tables.name = expired.table_name AND expired.through > kv_tables.trimmed_through`,
+    );
+    this.prune = db.prepare('DELETE FROM kv_changes WHERE created_at < ?');
+  }
+
+  /** Appends one record; call inside the transaction of the write it records. */
+  append(
+    table: string,
+    eventName: ChangeRecord['eventName'],
+    keys: string,
+    oldImage: string | undefined,
+    newImage: string | undefined,
+  ): void {
+    const now = this.clock.now();
+    this.pruneExpired(now.getTime());
+    this.insert.run(table, eventName, keys, oldImage ?? null, newImage ?? null, now.toISOString());
+  }
+
+  private pruneExpired(now: number): void {
+    if (this.lastPrune !== undefined && Math.abs(now - this.lastPrune) < STREAM_PRUNE_INTERVAL_MS) return;
+    this.lastPrune = now;
+    const cutoff = new Date(now - STREAM_RETENTION_MS).toISOString();
+    this.markTrimmed.run(cutoff);
+    this.prune.run(cutoff);
   }
 }
 
@@ -131,23 +255,51 @@ function describeSchema(schema: KeySchema): string {
 type Row = { item: string };
 type RangeRow = { range_key: KeyValue; item: string };
 type ScanRow = { hash_key: KeyValue; range_key: KeyValue; item: string };
+type ChangeRow = {
+  seq: number;
+  event_name: ChangeRecord['eventName'];
+  keys: string;
+  old_image: string | null;
+  new_image: string | null;
+  created_at: string;
+};
 
 /** One table of {@link LocalKvStore}; see {@link KvTable}. */
 class LocalKvTable implements KvTable {
   private readonly statements = new Map<string, Statement>();
+  /** True once the table is known to have a stream (it is never disabled). */
+  private streamed = false;
 
   constructor(
     private readonly db: Database,
     readonly name: string,
     readonly keySchema: KeySchema,
+    private readonly log: ChangeLog,
   ) {}
+
+  /** Whether this table was seen with a stream (no database read). */
+  hasStream(): boolean {
+    return this.streamed;
+  }
+
+  /**
+   * Whether the table records changes. Until it does, every call reads `kv_tables` (one primary-key
+   * lookup), so a stream enabled by another connection or process applies to this one's next write.
+   */
+  streamEnabled(): boolean {
+    if (!this.streamed) {
+      const row = this.statement('SELECT stream FROM kv_tables WHERE name = ?').get(this.name) as
+        | { stream: number }
+        | undefined;
+      this.streamed = row?.stream === 1;
+    }
+    return this.streamed;
+  }
 
   async get(key: Item): Promise<Item | undefined> {
     const [hash, range] = this.keyOf(key, 'key');
-    const row = this.statement(
-      'SELECT item FROM kv_items WHERE table_name = ? AND hash_key = ? AND range_key = ?',
-    ).get(this.name, hash, range) as Row | undefined;
-    return row ? (JSON.parse(row.item) as Item) : undefined;
+    const stored = this.storedJson(hash, range);
+    return stored === undefined ? undefined : (JSON.parse(stored) as Item);
   }
 
   async put(item: Item, options: { condition?: Condition } = {}): Promise<void> {
@@ -158,15 +310,21 @@ class LocalKvTable implements KvTable {
        ON CONFLICT (table_name, hash_key, range_key) DO UPDATE SET item = excluded.item`,
     );
     const condition = options.condition;
-    if (condition === undefined) {
-      upsert.run(this.name, hash, range, json);
+    if (condition !== undefined) validateCondition(condition);
+    if (condition === undefined && !this.streamEnabled()) {
+      upsert.run(this.name, hash, range, json); // fast path: one statement, no transaction
       return;
     }
-    validateCondition(condition);
     this.db
       .transaction(() => {
-        this.check('put', condition, hash, range);
+        const stored = this.storedJson(hash, range);
+        if (condition !== undefined) this.check('put', condition, hash, range, stored);
         upsert.run(this.name, hash, range, json);
+        // DynamoDB writes no stream record for a put that changes no data of the item.
+        if (this.streamEnabled() && (stored === undefined || !sameItem(stored, json))) {
+          const eventName = stored === undefined ? 'INSERT' : 'MODIFY';
+          this.log.append(this.name, eventName, this.keysJson(hash, range), stored, json);
+        }
       })
       .immediate();
   }
@@ -177,17 +335,83 @@ class LocalKvTable implements KvTable {
       'DELETE FROM kv_items WHERE table_name = ? AND hash_key = ? AND range_key = ?',
     );
     const condition = options.condition;
-    if (condition === undefined) {
-      remove.run(this.name, hash, range);
+    if (condition !== undefined) validateCondition(condition);
+    if (condition === undefined && !this.streamEnabled()) {
+      remove.run(this.name, hash, range); // fast path: one statement, no transaction
       return;
     }
-    validateCondition(condition);
     this.db
       .transaction(() => {
-        this.check('delete', condition, hash, range);
+        const stored = this.storedJson(hash, range);
+        if (condition !== undefined) this.check('delete', condition, hash, range, stored);
+        if (stored === undefined) return; // nothing deleted: no REMOVE record (DynamoDB)
         remove.run(this.name, hash, range);
+        if (this.streamEnabled()) {
+          this.log.append(this.name, 'REMOVE', this.keysJson(hash, range), stored, undefined);
+        }
       })
       .immediate();
+  }
+
+  async readChanges(
+    position: StreamPosition,
+    options: { limit?: number } = {},
+  ): Promise<{ records: ChangeRecord[]; next: StreamPosition }> {
+    const limit = pageLimit(this.name, options.limit);
+    // One read transaction: the trim check and the records come from the same snapshot.
+    return this.db.transaction((): { records: ChangeRecord[]; next: StreamPosition } => {
+      if (!this.streamEnabled()) {
+        throw new Error(
+          `kv table "${this.name}" has no change stream: open it with { stream: true } to record ` +
+            'its changes (DynamoDB StreamSpecification NEW_AND_OLD_IMAGES)',
+        );
+      }
+      let after: number;
+      switch (position?.type) {
+        case 'LATEST': {
+          // Resolved to the newest sequence number ever assigned: `next` continues after this call.
+          const last = this.statement("SELECT seq FROM sqlite_sequence WHERE name = 'kv_changes'").get() as
+            | { seq: number }
+            | undefined;
+          return {
+            records: [],
+            next: { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: String(last?.seq ?? 0) },
+          };
+        }
+        case 'TRIM_HORIZON':
+          after = 0;
+          break;
+        case 'AFTER_SEQUENCE_NUMBER': {
+          after = this.parseSequence(position.sequenceNumber);
+          const trimmed = this.statement('SELECT trimmed_through FROM kv_tables WHERE name = ?').get(
+            this.name,
+          ) as { trimmed_through: number } | undefined;
+          if (trimmed !== undefined && trimmed.trimmed_through > after) {
+            throw new SluiceError(
+              `kv table "${this.name}": changes after sequence number ${after} are older than the ` +
+                `stream's 24-hour retention and were deleted (up to ${trimmed.trimmed_through}); ` +
+                'read again from TRIM_HORIZON or LATEST (DynamoDB TrimmedDataAccessException)',
+              { code: 'stream_trimmed' },
+            );
+          }
+          break;
+        }
+        default:
+          throw new Error(
+            `kv table "${this.name}": unknown stream position ${JSON.stringify(position) ?? String(position)}`,
+          );
+      }
+      const rows = this.statement(
+        `SELECT seq, event_name, keys, old_image, new_image, created_at FROM kv_changes
+         WHERE table_name = ? AND seq > ? ORDER BY seq LIMIT ?`,
+      ).all(this.name, after, limit) as ChangeRow[];
+      const records = rows.map(toChangeRecord);
+      const last = records.at(-1);
+      return {
+        records,
+        next: last ? { type: 'AFTER_SEQUENCE_NUMBER', sequenceNumber: last.sequenceNumber } : position,
+      };
+    })();
   }
 
   async query(
@@ -235,12 +459,26 @@ class LocalKvTable implements KvTable {
       : { items };
   }
 
-  /** Throws {@link ConditionFailedError} unless `condition` holds for the stored item (call in a transaction). */
-  private check(operation: string, condition: Condition, hash: KeyValue, range: KeyValue): void {
+  /** The stored item's JSON text, or `undefined` when none. */
+  private storedJson(hash: KeyValue, range: KeyValue): string | undefined {
     const row = this.statement(
       'SELECT item FROM kv_items WHERE table_name = ? AND hash_key = ? AND range_key = ?',
     ).get(this.name, hash, range) as Row | undefined;
-    const stored = row ? (JSON.parse(row.item) as Item) : undefined;
+    return row?.item;
+  }
+
+  /**
+   * Throws {@link ConditionFailedError} unless `condition` holds for the stored item (its JSON
+   * text, read in the same transaction).
+   */
+  private check(
+    operation: string,
+    condition: Condition,
+    hash: KeyValue,
+    range: KeyValue,
+    storedJson: string | undefined,
+  ): void {
+    const stored = storedJson === undefined ? undefined : (JSON.parse(storedJson) as Item);
     if (!evaluateCondition(condition, stored)) {
       throw new ConditionFailedError(
         `conditional ${operation} on kv table "${this.name}" failed for key ${this.describeKey(hash, range)}: ` +
@@ -250,9 +488,28 @@ class LocalKvTable implements KvTable {
   }
 
   private describeKey(hash: KeyValue, range: KeyValue): string {
+    return this.keysJson(hash, range);
+  }
+
+  /** The key attributes as a JSON object text: `{"<hash>": ..., "<range>": ...}`. */
+  private keysJson(hash: KeyValue, range: KeyValue): string {
     const key: Item = { [this.keySchema.hashKey.name]: hash };
     if (this.keySchema.rangeKey) key[this.keySchema.rangeKey.name] = range;
     return JSON.stringify(key);
+  }
+
+  /** A sequence number as the integer it encodes. @throws {Error} when it is not a canonical decimal. */
+  private parseSequence(sequenceNumber: unknown): number {
+    const value =
+      typeof sequenceNumber === 'string' && /^(0|[1-9][0-9]*)$/.test(sequenceNumber)
+        ? Number(sequenceNumber)
+        : Number.NaN;
+    if (!Number.isSafeInteger(value)) {
+      throw new Error(
+        `kv table "${this.name}": invalid sequence number ${JSON.stringify(sequenceNumber) ?? String(sequenceNumber)}`,
+      );
+    }
+    return value;
   }
 
   /** The (hash, range) key of an item or key; range is `''` without a range key. @throws {Error} */
@@ -354,6 +611,23 @@ class LocalKvTable implements KvTable {
     }
     return statement;
   }
+}
+
+/** Whether two items' JSON texts hold the same data (attribute order does not matter, as in DynamoDB). */
+function sameItem(a: string, b: string): boolean {
+  return a === b || jsonEqual(JSON.parse(a) as JsonValue, JSON.parse(b) as JsonValue);
+}
+
+/** A `kv_changes` row as a {@link ChangeRecord}. */
+function toChangeRecord(row: ChangeRow): ChangeRecord {
+  return {
+    sequenceNumber: String(row.seq),
+    eventName: row.event_name,
+    keys: JSON.parse(row.keys) as Item,
+    ...(row.old_image === null ? {} : { oldImage: JSON.parse(row.old_image) as Item }),
+    ...(row.new_image === null ? {} : { newImage: JSON.parse(row.new_image) as Item }),
+    approximateCreationDateTime: row.created_at,
+  };
 }
 
 function encodeCursor(value: (string | KeyValue)[]): string {

@@ -54,6 +54,17 @@ function isHiddenName(name: string): boolean {
   return name.startsWith('_') || name.startsWith('.');
 }
 
+/** Whether a process with this pid runs on this host (`EPERM`: it runs as another user). */
+function processRuns(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === 'EPERM';
+  }
+}
+
 function errorCode(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
 }
@@ -267,21 +278,38 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   /**
-   * A new directory `<root>/<layer>/_sluice_tmp/scratch-<random>` on the layer's filesystem, so
-   * {@link putFile} with `move` is a rename; `release` removes it with its content.
+   * A new directory `<root>/<layer>/_sluice_tmp/scratch-<pid>-<random>` on the layer's filesystem,
+   * so {@link putFile} with `move` is a rename; `release` removes it with its content.
    */
   async scratchDir(layer: Layer): Promise<{ path: string; release(): Promise<void> }> {
-    const path = join(this.layerDir(layer), TMP_DIR, `scratch-${randomBytes(8).toString('hex')}`);
+    const path = join(
+      this.layerDir(layer),
+      TMP_DIR,
+      `scratch-${process.pid}-${randomBytes(8).toString('hex')}`,
+    );
     await mkdir(path, { recursive: true });
     return { path, release: () => rm(path, { recursive: true, force: true }) };
   }
 
   /**
-   * Removes `<root>/<layer>/_sluice_tmp/` entirely: scratch directories and temporary files of
-   * crashed runs. Also those of writes in progress, so call it only while holding the lease.
+   * Removes the scratch directories and temporary files of `<root>/<layer>/_sluice_tmp/` whose
+   * process (the pid in their name) no longer runs: what crashed runs left. Those of live
+   * processes, this one included, are kept, so it is safe while other writers work.
    */
   async cleanScratch(layer: Layer): Promise<void> {
-    await rm(join(this.layerDir(layer), TMP_DIR), { recursive: true, force: true });
+    const dir = join(this.layerDir(layer), TMP_DIR);
+    let entries: string[];
+    try {
+      entries = await readdir(dir);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw error;
+    }
+    for (const name of entries) {
+      const pid = Number(/^(?:scratch|put)-(\d+)-/.exec(name)?.[1]);
+      if (Number.isInteger(pid) && processRuns(pid)) continue;
+      await rm(join(dir, name), { recursive: true, force: true });
+    }
   }
 
   /**
@@ -438,13 +466,23 @@ export class LocalObjectStore implements ObjectStore {
   }
 }
 
+/**
+ * The ETag of a local object: the MD5 hex digest (32 lowercase hex digits, unquoted) of
+ * `<size>:<mtime in ns>:<inode>` of its file's `stat(..., { bigint: true })`. Cheap (no read of
+ * the content) and different after every rewrite (a rename into place brings a new inode), but
+ * not a content hash as S3's. Shared with the lake's file watcher, so the event of a file seen
+ * by both carries the same ETag.
+ */
+export function localEtag(stats: BigIntStats): string {
+  return createHash('md5').update(`${stats.size}:${stats.mtimeNs}:${stats.ino}`).digest('hex');
+}
+
 function toInfo(ref: ObjectRef, stats: BigIntStats): ObjectInfo {
-  const etag = createHash('md5').update(`${stats.size}:${stats.mtimeNs}:${stats.ino}`).digest('hex');
   return {
     layer: ref.layer,
     key: ref.key,
     size: Number(stats.size),
-    etag,
+    etag: localEtag(stats),
     lastModified: new Date(Number(stats.mtimeMs)),
   };
 }

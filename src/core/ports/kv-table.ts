@@ -69,6 +69,35 @@ export interface Page {
   readonly cursor?: string;
 }
 
+/**
+ * One change of an item, as a DynamoDB Streams record with `NEW_AND_OLD_IMAGES`
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html).
+ */
+export interface ChangeRecord {
+  /** Increases with every change of the table; compare with {@link compareSequence}. */
+  readonly sequenceNumber: string;
+  readonly eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
+  /** The key attributes of the item. */
+  readonly keys: Item;
+  /** The item before the change (MODIFY, REMOVE). */
+  readonly oldImage?: Item;
+  /** The item after the change (INSERT, MODIFY). */
+  readonly newImage?: Item;
+  /** ISO-8601 UTC time of the change. */
+  readonly approximateCreationDateTime: string;
+}
+
+/** Where to start reading a change stream (DynamoDB Streams shard iterator types). */
+export type StreamPosition =
+  | { readonly type: 'TRIM_HORIZON' }
+  | { readonly type: 'LATEST' }
+  | { readonly type: 'AFTER_SEQUENCE_NUMBER'; readonly sequenceNumber: string };
+
+/** Orders two sequence numbers (decimal strings of any length). */
+export function compareSequence(a: string, b: string): number {
+  return a.length !== b.length ? a.length - b.length : a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** A table; obtained from {@link KvStore.table}. */
 export interface KvTable {
   readonly name: string;
@@ -98,6 +127,20 @@ export interface KvTable {
 
   /** Every item of the table, in no particular order, page by page. */
   scan(options?: PageOptions): Promise<Page>;
+
+  /**
+   * Reads the table's change stream from `position`, oldest first, at most `limit` records
+   * (default 1,000). Changes are recorded atomically with the write that made them, for tables
+   * opened with `stream: true`; records are kept at least 24 hours (DynamoDB Streams' retention).
+   * @returns the records and the position to continue from: `AFTER_SEQUENCE_NUMBER` of the last
+   *   record read; when there was none, the same position, except that `LATEST` becomes the concrete
+   *   `AFTER_SEQUENCE_NUMBER` of the newest change (so nothing written after the call is missed).
+   * @throws {Error} when the table was not opened with `stream: true`.
+   */
+  readChanges(
+    position: StreamPosition,
+    options?: { limit?: number },
+  ): Promise<{ records: ChangeRecord[]; next: StreamPosition }>;
 }
 
 /** What a key-value backend can do. */
@@ -111,9 +154,11 @@ export interface KvStore {
   readonly capabilities: KvStoreCapabilities;
   /**
    * Opens a table, creating it locally on first use. On AWS the table must exist (deployed by
-   * the CDK stack) and its key schema must match. @throws {Error} on a key-schema mismatch.
+   * the CDK stack) and its key schema must match. `stream: true` records every change for
+   * {@link KvTable.readChanges} (DynamoDB `StreamSpecification` with `NEW_AND_OLD_IMAGES`); once
+   * enabled it stays enabled. @throws {Error} on a key-schema mismatch.
    */
-  table(name: string, keySchema: KeySchema): Promise<KvTable>;
+  table(name: string, keySchema: KeySchema, options?: { stream?: boolean }): Promise<KvTable>;
 }
 
 /** Reads every page of a query or scan (DynamoDB pagination done for you). */

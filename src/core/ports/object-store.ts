@@ -92,7 +92,10 @@ export interface ObjectStore {
    */
   scratchDir(layer: Layer): Promise<{ path: string; release(): Promise<void> }>;
 
-  /** Removes scratch directories left by crashed runs (call while holding the pipeline lease). */
+  /**
+   * Removes scratch directories left by crashed runs; those of running processes stay, so it is
+   * safe to call while other writers work.
+   */
   cleanScratch(layer: Layer): Promise<void>;
 
   /**
