@@ -107,7 +107,8 @@ export class QueryError extends SluiceError {
 /**
  * A step of a pipeline failed. Wraps the cause with the pipeline, step, run and unit
  * (for gharchive, the hour file) so the message says where it happened and what happens
- * to pending work.
+ * to pending work. Its `name` is the cause's (`SourceUnavailableError`), so an ASL `Retry` or
+ * `Catch` on the cause's name still matches the wrapped error.
  */
 export class StepError extends SluiceError {
   readonly pipeline: string;
@@ -128,6 +129,7 @@ export class StepError extends SluiceError {
       exitCode: cause instanceof SluiceError ? cause.exitCode : ExitCode.internal,
       cause,
     });
+    if (cause instanceof Error && cause.name !== 'Error') this.name = cause.name;
     this.pipeline = context.pipeline;
     this.step = context.step;
     this.runId = context.runId;

@@ -21,6 +21,11 @@ export interface LeaseOptions {
   /** Lease duration in ms; renewed every third of it while held (default 60,000). */
   readonly ttlMs?: number;
   readonly isAlive?: LivenessProbe;
+  /**
+   * How long to keep trying while another holder has it, in ms of the clock (default 0: fail at
+   * once, and let the caller, e.g. an ASL `Retry` on `LeaseHeldError`, decide).
+   */
+  readonly waitMs?: number;
 }
 
 /** Name of the key-value table holding leases. */
@@ -46,10 +51,27 @@ export class Lease {
   ) {}
 
   /**
-   * Takes the lease on `name` for `owner`.
+   * Takes the lease on `name` for `owner`, trying for up to `waitMs`.
    * @throws {LeaseHeldError} naming the current holder when it is alive and unexpired.
    */
   static async acquire(kv: KvStore, name: string, owner: LeaseOwner, options: LeaseOptions): Promise<Lease> {
+    const pollMs = 250;
+    for (let waited = 0; ; waited += pollMs) {
+      try {
+        return await Lease.tryAcquire(kv, name, owner, options);
+      } catch (error) {
+        if (!(error instanceof LeaseHeldError) || waited + pollMs > (options.waitMs ?? 0)) throw error;
+        await options.clock.sleep(pollMs);
+      }
+    }
+  }
+
+  private static async tryAcquire(
+    kv: KvStore,
+    name: string,
+    owner: LeaseOwner,
+    options: LeaseOptions,
+  ): Promise<Lease> {
     const table = await kv.table(LEASES_TABLE, { hashKey: { name: 'name', type: 'S' } });
     const ttlMs = options.ttlMs ?? 60_000;
     const lease = new Lease(table, name, owner, options.clock, ttlMs);
