@@ -4,6 +4,7 @@
  */
 const benches: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
   gharchive: () => import('./gharchive.ts'),
+  orchestration: () => import('./orchestration.ts'),
 };
 
 const [name, ...rest] = process.argv.slice(2);

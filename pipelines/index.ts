@@ -1,13 +1,19 @@
-import type { PipelineDefinition } from '../src/core/pipeline.ts';
+import type { PipelineDefinition, PipelineModule } from '../src/core/pipeline.ts';
 import { gharchivePipeline } from './gharchive/definition.ts';
+import { gharchiveHandlers } from './gharchive/functions.ts';
 
 /**
- * The reference pipelines shipped with sluice, by name. Each is written against the ports only,
- * so the same definition runs on the local backend and on AWS.
+ * The reference pipelines shipped with sluice, by name: definitions and function handlers. Each
+ * is written against the ports only, so the same definition runs on the local backend and on AWS.
  */
-export const pipelines: Readonly<Record<string, PipelineDefinition>> = {
-  gharchive: gharchivePipeline,
+export const pipelineModules: Readonly<Record<string, PipelineModule>> = {
+  gharchive: { definition: gharchivePipeline, handlers: gharchiveHandlers },
 };
+
+/** The shipped pipeline definitions, by name. */
+export const pipelines: Readonly<Record<string, PipelineDefinition>> = Object.fromEntries(
+  Object.entries(pipelineModules).map(([name, module]) => [name, module.definition]),
+);
 
 /** Names of the shipped pipelines, for messages. */
 export const pipelineNames = Object.keys(pipelines);

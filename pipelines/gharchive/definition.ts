@@ -1,5 +1,8 @@
 import type { DatasetDefinition } from '../../src/core/dataset.ts';
 import type { PipelineDefinition } from '../../src/core/pipeline.ts';
+import type { AslDefinition } from '../../src/core/workflow.ts';
+import ingestAsl from './workflows/ingest.asl.json' with { type: 'json' };
+import transformAsl from './workflows/transform.asl.json' with { type: 'json' };
 
 /** Default GH Archive location; `--source-url` overrides it. */
 export const GHARCHIVE_URL = 'https://data.gharchive.org';
@@ -72,6 +75,60 @@ export const gharchivePipeline: PipelineDefinition = {
     },
   ],
   datasets: [eventsDataset],
+  functions: [
+    {
+      name: 'gharchive-ingest',
+      description: 'land every published hour after the bookmark; move the bookmark after each',
+      timeoutSeconds: 900,
+    },
+    {
+      name: 'gharchive-transform',
+      description: 'transform the landed hour files of an S3 event into gharchive.events',
+      timeoutSeconds: 900,
+    },
+  ],
+  workflows: [
+    {
+      name: 'gharchive-ingest',
+      pipeline: 'gharchive',
+      description: 'hourly: land new GH Archive hours',
+      definition: ingestAsl as AslDefinition,
+      maxConcurrency: 1,
+    },
+    {
+      name: 'gharchive-transform',
+      pipeline: 'gharchive',
+      description: 'per landed hour file: landing -> analytical',
+      definition: transformAsl as AslDefinition,
+    },
+  ],
+  schedules: [
+    {
+      name: 'gharchive-hourly',
+      pipeline: 'gharchive',
+      description: 'GH Archive publishes one file per hour',
+      expression: 'rate(1 hour)',
+      workflow: 'gharchive-ingest',
+      missedRunPolicy: 'run-once',
+    },
+  ],
+  triggers: [
+    {
+      name: 'gharchive-landed',
+      pipeline: 'gharchive',
+      description: 'a landed hour file starts its transform',
+      layer: 'landing',
+      prefix: 'gharchive/',
+      suffix: '.json.gz',
+      workflow: 'gharchive-transform',
+    },
+  ],
+  config: {
+    source_url: {
+      description: 'base URL or directory of the hour files',
+      default: GHARCHIVE_URL,
+    },
+  },
 };
 
 /** Landing key of an hour file: `gharchive/date=YYYY-MM-DD/<file>`. */

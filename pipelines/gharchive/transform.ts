@@ -1,10 +1,12 @@
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { formatRef, type ObjectRef } from '../../src/core/layer.ts';
+import { Lease } from '../../src/core/lease.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { reconcile } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
@@ -57,11 +59,39 @@ export interface TransformResult {
  *   lake (merge on `id`, see src/engines/duckdb/dataset-writer.ts).
  *
  * Re-running an hour replaces that hour's files, partition registrations and quarantine object:
- * the result is the same whatever ran before.
+ * the result is the same whatever ran before. Holds the lease `dataset:gharchive.events` while it
+ * runs, so schedule-, trigger- and CLI-started transforms never write the dataset at once.
  *
+ * @throws {LeaseHeldError} when another writer holds the dataset past `leaseWaitMs`.
  * @throws {Error} for I/O or engine failures; damaged input is reported in the result instead.
  */
 export async function transformHour(
+  ctx: PipelineContext,
+  input: {
+    landing: ObjectRef;
+    unit: string;
+    runId: string;
+    /** How long to wait for another writer of `gharchive.events` (default 0: fail with LeaseHeldError). */
+    leaseWaitMs?: number;
+    onPhase?: (phase: string) => void | Promise<void>;
+  },
+): Promise<TransformResult> {
+  // One writer per dataset at a time: merges read the other units' keys, so two concurrent writes
+  // of the same partition could both keep a duplicate.
+  const lease = await Lease.acquire(
+    ctx.backend.kv,
+    `dataset:${eventsDataset.pipeline}.${eventsDataset.name}`,
+    { id: `${input.runId}:${input.unit}`, host: os.hostname(), pid: process.pid },
+    { clock: ctx.clock, isAlive: ctx.backend.isAlive, waitMs: input.leaseWaitMs ?? 0 },
+  );
+  try {
+    return await transformLeased(ctx, input);
+  } finally {
+    await lease.release();
+  }
+}
+
+async function transformLeased(
   ctx: PipelineContext,
   input: {
     landing: ObjectRef;
@@ -71,6 +101,7 @@ export async function transformHour(
   },
 ): Promise<TransformResult> {
   const { objectStore } = ctx.backend;
+  await objectStore.cleanScratch(eventsDataset.layer);
   await mkdir(ctx.workDir, { recursive: true });
   const work = await mkdtemp(path.join(ctx.workDir, `gharchive-${input.unit}-`));
   const landed = await objectStore.localPath(input.landing);

@@ -1,12 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { describeError, ExitCode, SluiceError } from '../core/errors.ts';
+import { registerAlerts } from './commands/alerts.ts';
 import { registerCatalog } from './commands/catalog.ts';
+import { registerConfig } from './commands/config.ts';
 import { registerCrawl } from './commands/crawl.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerExecutions } from './commands/executions.ts';
 import { registerQuery } from './commands/query.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
+import { registerSchedules } from './commands/schedules.ts';
+import { registerUp } from './commands/up.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -39,6 +44,11 @@ Exit codes: docs/cli.md.`,
   registerCatalog(program);
   registerRuns(program);
   registerCrawl(program);
+  registerUp(program);
+  registerExecutions(program);
+  registerSchedules(program);
+  registerConfig(program);
+  registerAlerts(program);
   return program;
 }
 

@@ -1,4 +1,10 @@
+import type { PipelineContext } from './context.ts';
 import type { DatasetDefinition } from './dataset.ts';
+import type { FunctionDefinition, FunctionHandler } from './function.ts';
+import type { JsonValue } from './ports/kv-table.ts';
+import type { ScheduleDefinition } from './schedule.ts';
+import type { TriggerDefinition } from './trigger.ts';
+import type { WorkflowDefinition } from './workflow.ts';
 
 /** Where a pipeline's data comes from. */
 export interface SourceDefinition {
@@ -23,7 +29,19 @@ export interface StepDefinition {
   readonly writes: 'landing' | 'staging' | 'analytical';
 }
 
-/** A pipeline: its source, steps and the datasets it publishes. Pure data; no I/O. */
+/** A configuration entry of a pipeline, read from the `config` table at run time. */
+export interface ConfigEntry {
+  readonly description: string;
+  /** Used when the `config` table has no value. */
+  readonly default: JsonValue;
+}
+
+/**
+ * A pipeline: its source, steps, the datasets it publishes, and how it runs itself: functions,
+ * ASL workflows calling them, schedules and object-created triggers starting the workflows, and
+ * its configuration keys. Pure data; no I/O. The same definition runs under `sluice up` and
+ * deploys to AWS.
+ */
 export interface PipelineDefinition {
   /** Lower-case name; also the catalog database of its tables. */
   readonly name: string;
@@ -31,4 +49,29 @@ export interface PipelineDefinition {
   readonly source: SourceDefinition;
   readonly steps: readonly StepDefinition[];
   readonly datasets: readonly DatasetDefinition[];
+  readonly functions?: readonly FunctionDefinition[];
+  readonly workflows?: readonly WorkflowDefinition[];
+  readonly schedules?: readonly ScheduleDefinition[];
+  readonly triggers?: readonly TriggerDefinition[];
+  /** Configuration keys and their defaults (`sluice config set <pipeline> <key> <value>`). */
+  readonly config?: { readonly [key: string]: ConfigEntry };
+}
+
+/** Reads a pipeline's configuration as it is now (changes arrive without a restart). */
+export interface ConfigReader {
+  get(key: string): JsonValue | undefined;
+}
+
+/** What a pipeline's function handlers are built with. */
+export interface PipelineRuntime {
+  readonly ctx: PipelineContext;
+  /** The pipeline's live configuration (the `config` table over the definition's defaults). */
+  readonly config: ConfigReader;
+}
+
+/** A pipeline as shipped: its definition and the handlers of its functions. */
+export interface PipelineModule {
+  readonly definition: PipelineDefinition;
+  /** Handlers by function name; one for every function of the definition. */
+  handlers(runtime: PipelineRuntime): Readonly<Record<string, FunctionHandler>>;
 }

@@ -55,13 +55,36 @@ export type StateMachineOutcome =
     };
 
 /**
+ * Constructed state machines by definition object: construction validates the whole definition
+ * against the ASL schema, which costs far more than running a short execution.
+ */
+const machines = new WeakMap<AslDefinition, unknown>();
+
+async function machineFor(
+  definition: AslDefinition,
+): Promise<{ run: (input: never, options: never) => LibraryExecution }> {
+  polyfill();
+  let machine = machines.get(definition);
+  if (!machine) {
+    const { StateMachine } = await import('aws-local-stepfunctions');
+    machine = new StateMachine(definition as never);
+    machines.set(definition, machine);
+  }
+  return machine as { run: (input: never, options: never) => LibraryExecution };
+}
+
+interface LibraryExecution {
+  abort(): void;
+  result: Promise<unknown>;
+  eventLogs: AsyncGenerator<unknown>;
+}
+
+/**
  * Checks a definition as Step Functions would at `CreateStateMachine`.
  * @throws {Error} listing every problem found.
  */
 export async function validateDefinition(definition: AslDefinition): Promise<void> {
-  polyfill();
-  const { StateMachine } = await import('aws-local-stepfunctions');
-  new StateMachine(definition as never);
+  await machineFor(definition);
 }
 
 /**
@@ -72,11 +95,8 @@ export async function validateDefinition(definition: AslDefinition): Promise<voi
 export async function runStateMachine(
   options: RunStateMachineOptions,
 ): Promise<{ outcome: Promise<StateMachineOutcome>; abort: () => void }> {
-  polyfill();
-  const { StateMachine, ExecutionAbortedError, ExecutionTimeoutError } = await import(
-    'aws-local-stepfunctions'
-  );
-  const machine = new StateMachine(options.definition as never);
+  const machine = await machineFor(options.definition);
+  const { ExecutionAbortedError, ExecutionTimeoutError } = await import('aws-local-stepfunctions');
   const retryIntervalOverrides: Record<string, number> = {};
   const waitTimeOverrides: Record<string, number> = {};
   const states = allStates(options.definition);
@@ -87,17 +107,20 @@ export async function runStateMachine(
       throw new Error(`Task state "${name}" has no implementation (its Resource names no known function)`);
     }
   }
-  const execution = machine.run(options.input as never, {
-    overrides: {
-      taskResourceLocalHandlers: options.tasks as never,
-      retryIntervalOverrides,
-      waitTimeOverrides,
-    },
-  });
+  const execution = machine.run(
+    options.input as never,
+    {
+      overrides: {
+        taskResourceLocalHandlers: options.tasks,
+        retryIntervalOverrides,
+        waitTimeOverrides,
+      },
+    } as never,
+  );
   let failedState: string | undefined;
   const events = (async () => {
-    for await (const event of execution.eventLogs) {
-      const mapped = mapEvent(event as unknown as LibraryEvent);
+    for await (const event of execution.eventLogs as AsyncGenerator<LibraryEvent>) {
+      const mapped = mapEvent(event);
       if (mapped.type === 'StateFailed' && mapped.state) failedState = mapped.state;
       options.onEvent(mapped);
     }
