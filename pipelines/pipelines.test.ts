@@ -35,6 +35,7 @@ describe.each(Object.entries(pipelineModules))('pipeline %s is wired consistentl
       const handlers = module.handlers({
         ctx: { ...t.ctx, logger: silentLogger, progress: noProgress },
         config: { get: () => undefined },
+        notifier: { notify: async () => ({ delivered: [], failed: [] }) },
       });
       expect(Object.keys(handlers).sort()).toEqual([...functions].sort());
     } finally {

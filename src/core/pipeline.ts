@@ -2,6 +2,7 @@ import type { PipelineContext } from './context.ts';
 import type { DatasetDefinition } from './dataset.ts';
 import type { FunctionDefinition, FunctionHandler } from './function.ts';
 import type { JsonValue } from './ports/kv-table.ts';
+import type { Notifier } from './ports/notifier.ts';
 import type { ScheduleDefinition } from './schedule.ts';
 import type { TriggerDefinition } from './trigger.ts';
 import type { WorkflowDefinition } from './workflow.ts';
@@ -67,6 +68,8 @@ export interface PipelineRuntime {
   readonly ctx: PipelineContext;
   /** The pipeline's live configuration (the `config` table over the definition's defaults). */
   readonly config: ConfigReader;
+  /** Raises the pipeline's own alerts (a detector's findings, a quality gate). */
+  readonly notifier: Notifier;
 }
 
 /** A pipeline as shipped: its definition and the handlers of its functions. */

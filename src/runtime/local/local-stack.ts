@@ -90,7 +90,7 @@ export class LocalStack {
         const config: ConfigReader = {
           get: (key: string): JsonValue | undefined => live.get(key) ?? definition.config?.[key]?.default,
         };
-        const handlers = module.handlers({ ctx, config });
+        const handlers = module.handlers({ ctx, config, notifier: options.notifier });
         for (const fn of definition.functions ?? []) {
           const handler = handlers[fn.name];
           if (!handler)
