@@ -411,27 +411,38 @@ export class TriggerDispatcher {
     return found;
   }
 
+  /** A new delivery record of `record` to `trigger`: `started` counts its first attempt, `baseline` none. */
+  private newDelivery(
+    trigger: TriggerDefinition,
+    record: S3EventRecord,
+    receivedAt: Date,
+    status: 'started' | 'baseline',
+  ): DeliveryRecord {
+    const key = eventObjectKey(record);
+    const etag = record.s3.object.eTag;
+    return {
+      trigger: trigger.name,
+      object: deliveryObjectId(key, etag),
+      status,
+      execution_id: null,
+      key,
+      etag,
+      sequencer: record.s3.object.sequencer,
+      delivered_at: receivedAt.toISOString(),
+      attempts: status === 'started' ? 1 : 0,
+      dispatcher: this.id,
+      event: record,
+    };
+  }
+
   /** First delivery of `record` to `trigger`: record it (if new), then start the workflow. */
   private async deliver(
     trigger: TriggerDefinition,
     record: S3EventRecord,
     receivedAt: Date,
   ): Promise<Delivery> {
-    const key = eventObjectKey(record);
-    const etag = record.s3.object.eTag;
-    const delivery: DeliveryRecord = {
-      trigger: trigger.name,
-      object: deliveryObjectId(key, etag),
-      status: 'started',
-      execution_id: null,
-      key,
-      etag,
-      sequencer: record.s3.object.sequencer,
-      delivered_at: receivedAt.toISOString(),
-      attempts: 1,
-      dispatcher: this.id,
-      event: record,
-    };
+    const delivery = this.newDelivery(trigger, record, receivedAt, 'started');
+    const { key, etag } = delivery;
     try {
       await (await this.table()).put(toItem(delivery), { condition: { op: 'not_exists' } });
     } catch (error) {
@@ -452,21 +463,7 @@ export class TriggerDispatcher {
     record: S3EventRecord,
     receivedAt: Date,
   ): Promise<Delivery> {
-    const key = eventObjectKey(record);
-    const etag = record.s3.object.eTag;
-    const delivery: DeliveryRecord = {
-      trigger: trigger.name,
-      object: deliveryObjectId(key, etag),
-      status: 'baseline',
-      execution_id: null,
-      key,
-      etag,
-      sequencer: record.s3.object.sequencer,
-      delivered_at: receivedAt.toISOString(),
-      attempts: 0,
-      dispatcher: this.id,
-      event: record,
-    };
+    const delivery = this.newDelivery(trigger, record, receivedAt, 'baseline');
     try {
       await (await this.table()).put(toItem(delivery), { condition: { op: 'not_exists' } });
     } catch (error) {
