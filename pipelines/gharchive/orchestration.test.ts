@@ -184,6 +184,17 @@ describe('sluice up keeps gharchive current: schedule -> ingest -> object-create
     }
   });
 
+  it('refuses a second stack on the same home', async () => {
+    const stack = await start();
+    try {
+      await expect(start()).rejects.toThrow(/"sluice-up" is busy/);
+    } finally {
+      await stack.stop(5_000);
+    }
+    const again = await start();
+    await again.stop(5_000);
+  });
+
   it('a configuration change reaches the running ingest function without a restart', async () => {
     const empty = await mkdtemp(path.join(os.tmpdir(), 'sluice-empty-'));
     const emptyServer = await serveDirectory(empty);

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import type { LocalObjectStore } from '../../backends/local/local-object-store.ts';
 import { LocalObjectWatcher } from '../../backends/local/local-object-watcher.ts';
 import { type LocalFunction, LocalWorkflowRunner } from '../../backends/local/local-workflow-runner.ts';
@@ -6,6 +8,7 @@ import type { PipelineContext } from '../../core/context.ts';
 import { describeError } from '../../core/errors.ts';
 import type { S3EventRecord } from '../../core/events.ts';
 import type { Layer } from '../../core/layer.ts';
+import { Lease } from '../../core/lease.ts';
 import type { ConfigReader, PipelineModule } from '../../core/pipeline.ts';
 import type { JsonValue } from '../../core/ports/kv-table.ts';
 import type { Notifier } from '../../core/ports/notifier.ts';
@@ -14,6 +17,9 @@ import type { ScheduleDefinition } from '../../core/schedule.ts';
 import { eventObjectKey, type TriggerDefinition } from '../../core/trigger.ts';
 import { LocalScheduler } from './local-scheduler.ts';
 import { type Delivery, TriggerDispatcher } from './trigger-dispatcher.ts';
+
+/** Lease held by the running `sluice up` of a home. */
+export const STACK_LEASE = 'sluice-up';
 
 /** Options of {@link LocalStack.start}. */
 export interface LocalStackOptions {
@@ -58,10 +64,12 @@ export class LocalStack {
     private readonly controller: AbortController,
     private readonly background: Promise<unknown>[],
     private readonly unsubscribe: (() => void)[],
+    private readonly lease: Lease,
   ) {}
 
   /**
    * Builds and starts everything.
+   * @throws {LeaseHeldError} when another `sluice up` runs on this home.
    * @throws {Error} when a pipeline lacks a handler for one of its functions, a workflow is invalid,
    *   or a schedule expression is malformed (nothing is left running then).
    */
@@ -71,6 +79,13 @@ export class LocalStack {
     const controller = new AbortController();
     const background: Promise<unknown>[] = [];
     let watcher: LocalObjectWatcher | undefined;
+    // One stack per home: orphan detection and trigger catch-up assume nobody else runs workflows here.
+    const lease = await Lease.acquire(
+      kv,
+      STACK_LEASE,
+      { id: `up-${process.pid}-${randomBytes(3).toString('hex')}`, host: os.hostname(), pid: process.pid },
+      { clock: ctx.clock, isAlive: ctx.backend.isAlive },
+    );
     try {
       // Configuration: live per pipeline, over the definition's defaults.
       const configStore = await ConfigStore.open(kv, ctx.clock);
@@ -201,6 +216,7 @@ export class LocalStack {
         controller,
         background,
         unsubscribe,
+        lease,
       );
 
       // Objects created while nothing ran; a trigger seen for the first time baselines instead.
@@ -217,6 +233,7 @@ export class LocalStack {
     } catch (error) {
       controller.abort();
       await watcher?.close();
+      await lease.release();
       throw error;
     }
   }
@@ -232,6 +249,7 @@ export class LocalStack {
     await this.runner.shutdown(graceMs);
     await this.dispatcher.idle();
     await Promise.allSettled(this.background);
+    await this.lease.release();
   }
 }
 
