@@ -11,6 +11,19 @@ function checkPipeline(name: string): void {
     throw new UsageError(`unknown pipeline "${name}": expected one of ${Object.keys(pipelines).join(', ')}`);
 }
 
+/** Runs `fn` with the home's config store, closing the home afterwards. */
+async function withConfigStore<T>(
+  home: string | undefined,
+  fn: (store: ConfigStore) => Promise<T>,
+): Promise<T> {
+  const { ctx, close } = await openContext({ home: resolveHome(home), progress: false });
+  try {
+    return await fn(await ConfigStore.open(ctx.backend.kv, ctx.clock));
+  } finally {
+    await close();
+  }
+}
+
 /** A command-line value: JSON when it parses (numbers, booleans, objects), else the text. */
 function parseValue(text: string): JsonValue {
   try {
@@ -35,9 +48,7 @@ export function registerConfig(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (pipeline: string | undefined, flags: { home?: string; json?: boolean }) => {
       if (pipeline) checkPipeline(pipeline);
-      const { ctx, close } = await openContext({ home: resolveHome(flags.home), progress: false });
-      try {
-        const store = await ConfigStore.open(ctx.backend.kv, ctx.clock);
+      await withConfigStore(flags.home, async (store) => {
         const set = await store.list(pipeline);
         const rows: Record<string, JsonValue>[] = [];
         for (const definition of Object.values(pipelines)) {
@@ -72,9 +83,7 @@ export function registerConfig(program: Command): void {
               rows,
             )}\n`,
           );
-      } finally {
-        await close();
-      }
+      });
     });
   config
     .command('get')
@@ -84,15 +93,11 @@ export function registerConfig(program: Command): void {
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
     .action(async (pipeline: string, key: string, flags: { home?: string }) => {
       checkPipeline(pipeline);
-      const { ctx, close } = await openContext({ home: resolveHome(flags.home), progress: false });
-      try {
-        const store = await ConfigStore.open(ctx.backend.kv, ctx.clock);
+      await withConfigStore(flags.home, async (store) => {
         const value = (await store.get(pipeline, key)) ?? pipelines[pipeline]?.config?.[key]?.default;
         if (value === undefined) throw new UsageError(`${pipeline} has no configuration key "${key}"`);
         printJson(value);
-      } finally {
-        await close();
-      }
+      });
     });
   config
     .command('set')
@@ -103,14 +108,10 @@ export function registerConfig(program: Command): void {
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
     .action(async (pipeline: string, key: string, value: string, flags: { home?: string }) => {
       checkPipeline(pipeline);
-      const { ctx, close } = await openContext({ home: resolveHome(flags.home), progress: false });
-      try {
-        const store = await ConfigStore.open(ctx.backend.kv, ctx.clock);
+      await withConfigStore(flags.home, async (store) => {
         await store.set(pipeline, key, parseValue(value));
         process.stdout.write(`${pipeline}.${key} = ${JSON.stringify(parseValue(value))}\n`);
-      } finally {
-        await close();
-      }
+      });
     });
   config
     .command('unset')
@@ -120,12 +121,8 @@ export function registerConfig(program: Command): void {
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
     .action(async (pipeline: string, key: string, flags: { home?: string }) => {
       checkPipeline(pipeline);
-      const { ctx, close } = await openContext({ home: resolveHome(flags.home), progress: false });
-      try {
-        const store = await ConfigStore.open(ctx.backend.kv, ctx.clock);
+      await withConfigStore(flags.home, async (store) => {
         await store.unset(pipeline, key);
-      } finally {
-        await close();
-      }
+      });
     });
 }
