@@ -15,15 +15,24 @@ import {
   STREAM_RETENTION_MS,
 } from '../../src/backends/local/local-kv-table.ts';
 import { LocalObjectStore, TMP_DIR } from '../../src/backends/local/local-object-store.ts';
+import {
+  LocalStreamStore,
+  MAX_GET_RECORDS_BYTES,
+  RECORDS_PRUNE_INTERVAL_MS,
+  STREAM_MIGRATIONS,
+} from '../../src/backends/local/local-stream.ts';
 import { type Database, migrate, openSqlite, readVersion } from '../../src/backends/local/sqlite.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { ConditionFailedError, SluiceError } from '../../src/core/errors.ts';
 import type { S3EventRecord } from '../../src/core/events.ts';
 import type { KvTable, StreamPosition } from '../../src/core/ports/kv-table.ts';
+import type { PutRecordResult, StreamRecord } from '../../src/core/ports/stream.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { catalogConformance } from './catalog.case.ts';
 import { kvTableConformance } from './kv-table.case.ts';
 import { objectStoreConformance } from './object-store.case.ts';
 import { queryEngineConformance } from './query-engine.case.ts';
+import { streamConformance } from './stream.case.ts';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -86,6 +95,20 @@ kvTableConformance('local', async () => {
 catalogConformance('local', async () => {
   const { db, close } = await freshDatabase('catalog');
   return { catalog: new LocalCatalog(db), close };
+});
+
+streamConformance('local', async () => {
+  const dir = await tempDir('stream');
+  const clock = new ManualClock(new Date('2026-03-01T12:00:00.000Z'));
+  const backend = createLocalBackend(dir, { clock });
+  return {
+    stream: backend.stream,
+    clock,
+    close: async () => {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });
 
 describe('openSqlite and migrate', () => {
@@ -742,5 +765,294 @@ describe('LocalObjectStore specifics', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     await writeFile(join(root, 'staging', 'inplace.txt'), 'bbbb');
     expect((await store.head(ref))?.etag).not.toBe(first.etag);
+  });
+});
+
+describe('LocalStreamStore specifics', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDir('stream-local');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A clock the test sets to any time, also backwards. */
+  function settableClock(start: string): Clock & { set(iso: string | number): void; ms(): number } {
+    let now = Date.parse(start);
+    return {
+      now: () => new Date(now),
+      sleep: async () => {},
+      set: (to) => {
+        now = typeof to === 'number' ? to : Date.parse(to);
+      },
+      ms: () => now,
+    };
+  }
+
+  const text = (record: StreamRecord) => Buffer.from(record.data).toString('utf8');
+
+  async function readAll(store: LocalStreamStore, name: string, shardId = 'shardId-000000000000') {
+    let iterator = await store.getShardIterator(name, shardId, { type: 'TRIM_HORIZON' });
+    const records: StreamRecord[] = [];
+    for (;;) {
+      const page = await store.getRecords(iterator);
+      records.push(...page.records);
+      iterator = page.nextShardIterator!;
+      if (page.records.length === 0) return records;
+    }
+  }
+
+  it('keeps streams in <home>/streams.db, apart from the key-value and catalog database', async () => {
+    const backend = createLocalBackend(dir);
+    let shardId: string;
+    try {
+      await backend.stream.createStream('events', { shardCount: 2 });
+      ({ shardId } = await backend.stream.putRecord('events', { partitionKey: 'p', data: 'x' }));
+    } finally {
+      await backend.close();
+    }
+    const streams = openSqlite(join(dir, 'streams.db'));
+    const main = openSqlite(join(dir, 'sluice.db'));
+    try {
+      expect(readVersion(streams, 'stream')).toBe(STREAM_MIGRATIONS.length);
+      expect(streams.prepare('SELECT name, shard_count FROM streams').all()).toEqual([
+        { name: 'events', shard_count: 2 },
+      ]);
+      expect(streams.prepare('SELECT count(*) FROM stream_records').pluck().get()).toBe(1);
+      expect(readVersion(main, 'stream')).toBeUndefined();
+      expect(
+        main.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'stream_records'").pluck().get(),
+      ).toBe(0);
+      // Another store on the file sees the stream.
+      expect((await readAll(new LocalStreamStore(streams), 'events', shardId)).map(text)).toEqual(['x']);
+    } finally {
+      streams.close();
+      main.close();
+    }
+  });
+
+  it('shows sequence numbers as 21 digits and never hands one out twice, across stores, trims and re-creations', async () => {
+    const clock = settableClock('2026-03-01T00:00:00.000Z');
+    const db = openSqlite(join(dir, 'streams.db'));
+    const other = openSqlite(join(dir, 'streams.db'));
+    try {
+      const store = new LocalStreamStore(db, { clock });
+      await store.createStream('s');
+      const first = await store.putRecords('s', [
+        { partitionKey: 'p', data: '1' },
+        { partitionKey: 'p', data: '2' },
+      ]);
+      const seen = (first.records as readonly PutRecordResult[]).map((r) => r.sequenceNumber);
+      expect(seen).toEqual(['100000000000000000001', '100000000000000000002']);
+
+      // Every record expires and a later put deletes them: the counter goes on.
+      clock.set(clock.ms() + 25 * 3600_000);
+      seen.push((await store.putRecord('s', { partitionKey: 'p', data: '3' })).sequenceNumber);
+      expect(db.prepare('SELECT count(*) FROM stream_records').pluck().get()).toBe(1);
+      // The newest record deleted with its stream, then another store on another connection.
+      await store.deleteStream('s');
+      expect(db.prepare('SELECT count(*) FROM stream_records').pluck().get()).toBe(0);
+      const second = new LocalStreamStore(other, { clock });
+      await second.createStream('s');
+      seen.push((await second.putRecord('s', { partitionKey: 'p', data: '4' })).sequenceNumber);
+      seen.push((await store.putRecord('s', { partitionKey: 'p', data: '5' })).sequenceNumber);
+      expect(seen).toEqual([
+        '100000000000000000001',
+        '100000000000000000002',
+        '100000000000000000003',
+        '100000000000000000004',
+        '100000000000000000005',
+      ]);
+      // A sequence number never handed out is refused.
+      await expect(
+        store.getShardIterator('s', 'shardId-000000000000', {
+          type: 'AFTER_SEQUENCE_NUMBER',
+          sequenceNumber: '100000000000000000006',
+        }),
+      ).rejects.toThrow(/not issued/);
+    } finally {
+      db.close();
+      other.close();
+    }
+  });
+
+  it('deletes expired records during puts, at most once a minute; expired records are invisible at once', async () => {
+    expect(RECORDS_PRUNE_INTERVAL_MS).toBe(60_000);
+    const clock = settableClock('2026-03-01T00:00:00.000Z');
+    const db = openSqlite(join(dir, 'streams.db'));
+    try {
+      const store = new LocalStreamStore(db, { clock });
+      await store.createStream('s');
+      const onDisk = () => db.prepare('SELECT count(*) FROM stream_records').pluck().get();
+      const put = (data: string) => store.putRecord('s', { partitionKey: 'p', data });
+      await put('a'); // prunes (nothing yet) at t0
+      clock.set(clock.ms() + 30_000);
+      await put('b');
+      clock.set(clock.ms() + 24 * 3600_000 - 15_000); // a is 24 h 15 s old, b 24 h - 15 s
+      await put('c'); // prunes: a goes
+      expect(onDisk()).toBe(2);
+      clock.set(clock.ms() + 30_000); // b expired, but the last prune was 30 s ago
+      expect((await readAll(store, 's')).map(text)).toEqual(['c']);
+      await put('d');
+      expect(onDisk()).toBe(3);
+      expect((await readAll(store, 's')).map(text)).toEqual(['c', 'd']);
+      clock.set(clock.ms() + 30_000);
+      await put('e'); // a minute since the last prune: b goes
+      expect(onDisk()).toBe(3);
+      expect((await readAll(store, 's')).map(text)).toEqual(['c', 'd', 'e']);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('returns at most 10 MiB of data per read', async () => {
+    expect(MAX_GET_RECORDS_BYTES).toBe(10 * 1024 * 1024);
+    const db = openSqlite(join(dir, 'streams.db'));
+    try {
+      const store = new LocalStreamStore(db);
+      await store.createStream('big');
+      const mib = Buffer.alloc(1024 * 1024, 1);
+      for (let i = 0; i < 12; i++) await store.putRecord('big', { partitionKey: 'p', data: mib });
+      let iterator = await store.getShardIterator('big', 'shardId-000000000000', { type: 'TRIM_HORIZON' });
+      const sizes: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const page = await store.getRecords(iterator);
+        sizes.push(page.records.length);
+        iterator = page.nextShardIterator!;
+      }
+      expect(sizes).toEqual([10, 2, 0]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('keeps arrival times from decreasing when the clock steps back; AT_TIMESTAMP in the future waits for it', async () => {
+    const clock = settableClock('2026-03-01T10:00:00.000Z');
+    const db = openSqlite(join(dir, 'streams.db'));
+    try {
+      const store = new LocalStreamStore(db, { clock });
+      await store.createStream('s');
+      await store.putRecord('s', { partitionKey: 'p', data: 'first' });
+      clock.set('2026-03-01T09:00:00.000Z');
+      await store.putRecord('s', { partitionKey: 'p', data: 'stepped back' });
+      expect((await readAll(store, 's')).map((r) => r.approximateArrivalTimestamp.toISOString())).toEqual([
+        '2026-03-01T10:00:00.000Z',
+        '2026-03-01T10:00:00.000Z',
+      ]);
+
+      clock.set('2026-03-01T10:00:00.000Z');
+      const future = new Date('2026-03-01T10:00:10.000Z');
+      let iterator = await store.getShardIterator('s', 'shardId-000000000000', {
+        type: 'AT_TIMESTAMP',
+        timestamp: future,
+      });
+      await store.putRecord('s', { partitionKey: 'p', data: 'too early' });
+      let page = await store.getRecords(iterator);
+      expect(page.records).toEqual([]);
+      clock.set(future.getTime());
+      await store.putRecord('s', { partitionKey: 'p', data: 'on time' });
+      clock.set(future.getTime() + 1);
+      await store.putRecord('s', { partitionKey: 'p', data: 'later' });
+      iterator = page.nextShardIterator!;
+      page = await store.getRecords(iterator);
+      expect(page.records.map(text)).toEqual(['on time', 'later']);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('separate processes appending to one file at once: every record once, in order per partition key', async () => {
+    const path = join(dir, 'streams.db');
+    const db = openSqlite(path);
+    try {
+      const store = new LocalStreamStore(db);
+      await store.createStream('shared', { shardCount: 3 });
+      const sqliteUrl = pathToFileURL(join(repoRoot, 'src/backends/local/sqlite.ts')).href;
+      const streamUrl = pathToFileURL(join(repoRoot, 'src/backends/local/local-stream.ts')).href;
+      const writers = 2;
+      const batches = 100;
+      const perBatch = 50;
+      // Each writer opens the file, says ready, and appends once the test says go (both at once).
+      const script = `
+        import { createInterface } from 'node:readline';
+        import { openSqlite } from ${JSON.stringify(sqliteUrl)};
+        import { LocalStreamStore } from ${JSON.stringify(streamUrl)};
+        const [path, writer] = process.argv.slice(1);
+        const db = openSqlite(path);
+        const store = new LocalStreamStore(db);
+        console.log('ready');
+        await new Promise((resolve) => createInterface({ input: process.stdin }).once('line', resolve));
+        let n = 0;
+        for (let b = 0; b < ${batches}; b++) {
+          const records = [];
+          for (let i = 0; i < ${perBatch}; i++, n++) records.push({ partitionKey: writer + '-' + (n % 7), data: writer + ':' + n });
+          await store.putRecords('shared', records);
+          await new Promise((resolve) => setTimeout(resolve, 1)); // let the other writer in
+        }
+        db.close();
+        process.exit(0);
+      `;
+      const children = Array.from({ length: writers }, (_, w) => {
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', '--input-type=module', '-e', script, path, `w${w}`],
+          { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] },
+        );
+        let output = '';
+        let errors = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+        });
+        child.stderr.on('data', (chunk: Buffer) => {
+          errors += chunk.toString();
+        });
+        const exit = new Promise<void>((resolve, reject) =>
+          child.once('exit', (code) =>
+            code === 0 ? resolve() : reject(new Error(`writer ${w}: ${errors}`)),
+          ),
+        );
+        const ready = new Promise<void>((resolve, reject) => {
+          const timer = setInterval(() => {
+            if (output.includes('ready')) {
+              clearInterval(timer);
+              resolve();
+            }
+          }, 10);
+          exit.catch((error: unknown) => {
+            clearInterval(timer);
+            reject(error);
+          });
+        });
+        return { child, ready, exit };
+      });
+      await Promise.all(children.map((c) => c.ready));
+      for (const { child } of children) child.stdin.write('go\n');
+      await Promise.all(children.map((c) => c.exit));
+
+      const all: StreamRecord[] = [];
+      for (const shard of ['shardId-000000000000', 'shardId-000000000001', 'shardId-000000000002']) {
+        const records = await readAll(store, 'shared', shard);
+        for (let i = 1; i < records.length; i++) {
+          expect(BigInt(records[i]!.sequenceNumber) > BigInt(records[i - 1]!.sequenceNumber)).toBe(true);
+        }
+        all.push(...records);
+      }
+      expect(all).toHaveLength(writers * batches * perBatch);
+      expect(new Set(all.map((r) => r.sequenceNumber)).size).toBe(all.length);
+      const byKey = new Map<string, number[]>();
+      for (const r of all) {
+        const [, n] = text(r).split(':');
+        byKey.set(r.partitionKey, [...(byKey.get(r.partitionKey) ?? []), Number(n)]);
+      }
+      for (let w = 0; w < writers; w++) {
+        for (let k = 0; k < 7; k++) {
+          const expected = Array.from({ length: batches * perBatch }, (_, n) => n).filter((n) => n % 7 === k);
+          expect(byKey.get(`w${w}-${k}`)).toEqual(expected);
+        }
+      }
+    } finally {
+      db.close();
+    }
   });
 });

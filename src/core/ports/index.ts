@@ -5,3 +5,11 @@ export type * from './kv-table.ts';
 export { allPages } from './kv-table.ts';
 export type * from './object-store.ts';
 export type * from './query-engine.ts';
+export type * from './stream.ts';
+export {
+  compareSequenceNumbers,
+  ExpiredIteratorError,
+  StreamArgumentError,
+  StreamExistsError,
+  StreamNotFoundError,
+} from './stream.ts';
