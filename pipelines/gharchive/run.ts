@@ -7,7 +7,7 @@ import type { ObjectRef } from '../../src/core/layer.ts';
 import { Lease } from '../../src/core/lease.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { RecordCounts, RunStatus } from '../../src/core/run.ts';
-import { RunLog } from '../../src/core/run.ts';
+import { formatRunId, RunLog } from '../../src/core/run.ts';
 import type { FetchOptions } from '../../src/sources/http/download.ts';
 import { GHARCHIVE_URL } from './definition.ts';
 import { addHours, floorHour, hourFileName, hoursBetween, hourUnit, parseHourFileName } from './hours.ts';
@@ -70,10 +70,7 @@ export interface GharchiveRunSummary {
 
 /** A new run id: `20260121T120000Z-1a2b3c`. */
 export function newRunId(now: Date): string {
-  return `${now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return formatRunId(now, randomBytes(3).toString('hex'));
 }
 
 /** What a bookmark-moving session holds: the pipeline lease, the run log and the bookmarks. */

@@ -3,6 +3,7 @@ import type { DatasetDefinition } from './dataset.ts';
 import type { FunctionDefinition, FunctionHandler } from './function.ts';
 import type { JsonValue } from './ports/kv-table.ts';
 import type { Notifier } from './ports/notifier.ts';
+import type { NamedQuery } from './query.ts';
 import type { ScheduleDefinition } from './schedule.ts';
 import type { TriggerDefinition } from './trigger.ts';
 import type { WorkflowDefinition } from './workflow.ts';
@@ -50,6 +51,8 @@ export interface PipelineDefinition {
   readonly source: SourceDefinition;
   readonly steps: readonly StepDefinition[];
   readonly datasets: readonly DatasetDefinition[];
+  /** Named queries over its datasets (views in `sluice query`; Athena named queries on AWS). */
+  readonly queries?: readonly NamedQuery[];
   readonly functions?: readonly FunctionDefinition[];
   readonly workflows?: readonly WorkflowDefinition[];
   readonly schedules?: readonly ScheduleDefinition[];

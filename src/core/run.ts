@@ -14,8 +14,8 @@ import { allPages } from './ports/kv-table.ts';
 export type RunStatus = 'running' | 'succeeded' | 'partial' | 'failed' | 'aborted' | 'skipped';
 
 /**
- * Record counts of a step. The invariant `read = loaded + duplicates + quarantined` holds for
- * every finished run (see {@link reconcile}): nothing is silently dropped.
+ * Record counts of a step. The invariant `read = loaded + duplicates + quarantined + filtered`
+ * holds for every finished run (see {@link reconcile}): nothing is silently dropped.
  */
 export interface RecordCounts {
   /** Records read from the source (every non-blank line, including bad ones). */
@@ -26,17 +26,23 @@ export interface RecordCounts {
   readonly duplicates: number;
   /** Records written to the quarantine (dead-letter) location with a reason. */
   readonly quarantined: number;
+  /**
+   * Well-formed records a pipeline rule leaves out on purpose (the hashtags producer keeps only
+   * popular English retweets with hashtags): counted, never silently dropped. Absent means 0.
+   */
+  readonly filtered?: number;
 }
 
 /**
- * Checks `read = loaded + duplicates + quarantined`.
- * @throws {Error} naming the four numbers when it does not hold (a sluice bug, never bad data).
+ * Checks `read = loaded + duplicates + quarantined + filtered`.
+ * @throws {Error} naming the numbers when it does not hold (a sluice bug, never bad data).
  */
 export function reconcile(counts: RecordCounts): void {
   const { read, loaded, duplicates, quarantined } = counts;
-  if (read !== loaded + duplicates + quarantined) {
+  const filtered = counts.filtered ?? 0;
+  if (read !== loaded + duplicates + quarantined + filtered) {
     throw new Error(
-      `record counts do not reconcile: read ${read} != loaded ${loaded} + duplicates ${duplicates} + quarantined ${quarantined}`,
+      `record counts do not reconcile: read ${read} != loaded ${loaded} + duplicates ${duplicates} + quarantined ${quarantined}${filtered ? ` + filtered ${filtered}` : ''}`,
     );
   }
 }
@@ -59,6 +65,18 @@ export interface RunRecord {
   readonly error?: string;
   /** Step-specific details (partitions written, quarantine key, ...). */
   readonly details?: { [key: string]: JsonValue };
+}
+
+/**
+ * A new run id: the UTC start time to the second and 6 random hex digits,
+ * `20261121T160500Z-a1b2c3` (sorts by time; fits object keys and write units).
+ * @param random6hex 6 hex digits (the caller draws them: the core does no I/O).
+ */
+export function formatRunId(now: Date, random6hex: string): string {
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${random6hex}`;
 }
 
 /** Name of the key-value table holding run records. */

@@ -4,6 +4,7 @@ import type { Catalog, CatalogTable, Partition } from '../../core/ports/catalog.
 import { qualifiedName } from '../../core/ports/catalog.ts';
 import type { ObjectStore } from '../../core/ports/object-store.ts';
 import type { QueryEngine, QueryOptions, QueryResult } from '../../core/ports/query-engine.ts';
+import { bindNamedQuery, type NamedQuery, namedQueryName } from '../../core/query.ts';
 import { DuckDb, quoteIdent, quoteString } from '../../engines/duckdb/duckdb.ts';
 import { toDuckDbType } from '../../engines/duckdb/types.ts';
 
@@ -16,6 +17,8 @@ export interface LocalQueryEngineOptions {
   readonly lakeRoot: string;
   readonly threads?: number;
   readonly memoryLimit?: string;
+  /** Named queries defined as views `<database>.<name>` with their parameters' defaults. */
+  readonly namedQueries?: readonly NamedQuery[];
 }
 
 /**
@@ -54,6 +57,20 @@ export class LocalQueryEngine implements QueryEngine {
         // A table whose files cannot be read fails the queries that use it, not every query.
         const message = `table ${qualifiedName(table)} cannot be read: ${(error as Error).message.split('\n')[0]}`;
         // The filter, not a column, raises it: `count(*)` would skip evaluating a column.
+        await this.db.run(
+          `CREATE OR REPLACE VIEW ${name} AS SELECT NULL AS error FROM range(1) WHERE error(${quoteString(message)}) IS NULL`,
+        );
+      }
+    }
+    for (const query of this.options.namedQueries ?? []) {
+      await this.db.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(query.database)}`);
+      const name = `${quoteIdent(query.database)}.${quoteIdent(query.name)}`;
+      try {
+        await this.db.run(`CREATE OR REPLACE VIEW ${name} AS ${bindNamedQuery(query)}`);
+      } catch (error) {
+        // Its tables do not exist yet (the pipeline never ran): the view says so when used.
+        const first = (error as Error).message.split('\n')[0] ?? '';
+        const message = `named query ${namedQueryName(query)} cannot run yet (${first}): run the ${query.database} pipeline first`;
         await this.db.run(
           `CREATE OR REPLACE VIEW ${name} AS SELECT NULL AS error FROM range(1) WHERE error(${quoteString(message)}) IS NULL`,
         );
@@ -102,14 +119,17 @@ export class LocalQueryEngine implements QueryEngine {
             .map((k) => `${quoteString(k.name)}: ${quoteString(toDuckDbType(k))}`)
             .join(', ')}}`
         : ', hive_partitioning = false';
+    // Partition keys last and in path order (DuckDB would order hive columns by name).
+    const keys = table.partitionKeys.map((k) => quoteIdent(k.name)).join(', ');
+    const select = keys ? `SELECT * EXCLUDE (${keys}), ${keys}` : 'SELECT *';
     switch (table.format) {
       case 'parquet':
-        return `SELECT * FROM read_parquet(${list}, union_by_name = true${hive})`;
+        return `${select} FROM read_parquet(${list}, union_by_name = true${hive})`;
       case 'ndjson':
         // `format = 'auto'`: the crawler catalogs JSON array files as ndjson tables too.
-        return `SELECT * FROM read_json_auto(${list}, format = 'auto', union_by_name = true${hive})`;
+        return `${select} FROM read_json_auto(${list}, format = 'auto', union_by_name = true${hive})`;
       case 'csv':
-        return `SELECT * FROM read_csv_auto(${list}, union_by_name = true${hive})`;
+        return `${select} FROM read_csv_auto(${list}, union_by_name = true${hive})`;
     }
   }
 

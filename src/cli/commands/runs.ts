@@ -47,6 +47,7 @@ export function registerRuns(program: Command): void {
           loaded: r.counts?.loaded ?? null,
           duplicates: r.counts?.duplicates ?? null,
           quarantined: r.counts?.quarantined ?? null,
+          filtered: r.counts ? (r.counts.filtered ?? 0) : null,
           error: r.error ?? '',
         }));
         const columns = Object.keys(rows[0] ?? {}).map((name) => ({ name }));

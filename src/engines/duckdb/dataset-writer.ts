@@ -158,7 +158,9 @@ export async function writeDatasetUnit(input: WriteUnitInput): Promise<WriteUnit
     }
     await input.onPhase?.('staged');
 
-    // Write the unit's files into a hidden scratch directory.
+    // Write the unit's files into a hidden scratch directory. `ROW_GROUP_SIZE_BYTES` needs
+    // insertion order off; a dataset's rows have no order anyway.
+    await db.run('SET preserve_insertion_order = false');
     const scratch = await objectStore.scratchDir(dataset.layer);
     try {
       const dataColumns = dataset.columns
