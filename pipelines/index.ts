@@ -1,6 +1,8 @@
 import type { PipelineDefinition, PipelineModule } from '../src/core/pipeline.ts';
 import { gharchivePipeline } from './gharchive/definition.ts';
 import { gharchiveHandlers } from './gharchive/functions.ts';
+import { hashtagsPipeline } from './hashtags/definition.ts';
+import { hashtagsHandlers } from './hashtags/functions.ts';
 
 /**
  * The reference pipelines shipped with sluice, by name: definitions and function handlers. Each
@@ -8,6 +10,7 @@ import { gharchiveHandlers } from './gharchive/functions.ts';
  */
 export const pipelineModules: Readonly<Record<string, PipelineModule>> = {
   gharchive: { definition: gharchivePipeline, handlers: gharchiveHandlers },
+  hashtags: { definition: hashtagsPipeline, handlers: hashtagsHandlers },
 };
 
 /** The shipped pipeline definitions, by name. */

@@ -31,3 +31,13 @@ export function countBy<T>(items: readonly T[], key: (item: T) => string): Recor
 export function gzipLines(lines: readonly string[]): Buffer {
   return gzipSync(Buffer.from(lines.map((l) => `${l}\n`).join('')));
 }
+
+/** The bundled Twitter captures (see examples/data/hashtags/PROVENANCE.md). */
+export const HASHTAGS_SAMPLES = {
+  /** v1.1 streaming statuses, one per line: 72 tweets, 0 retweets. */
+  v1Stream: path.join(ROOT, 'examples/data/hashtags/v1_stream_sample_72.ndjson'),
+  /** v1.1 REST user_timeline: a JSON array of 63 statuses, 15 kept by the producer filter. */
+  v1Timeline: path.join(ROOT, 'examples/data/hashtags/v1_user_timeline_63.json'),
+  /** v2 recent-search page per line (twarc2): 1 page, 100 tweets. */
+  v2Search: path.join(ROOT, 'examples/data/hashtags/v2_search_brexit_100.jsonl'),
+} as const;

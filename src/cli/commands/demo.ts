@@ -26,7 +26,14 @@ export function registerDemo(program: Command): void {
 gharchive: serves the bundled GH Archive hour (examples/data/gharchive/2015-01-01-0.json.gz,
 7,702 real events) over HTTP on 127.0.0.1, downloads it into the landing layer, flattens and
 deduplicates it into Snappy Parquet partitioned by date in the analytical layer, registers the
-partition in the catalog and queries it. Re-running the demo is idempotent.`,
+partition in the catalog and queries it.
+
+hashtags: replays the bundled Twitter captures (examples/data/hashtags: v1.1 stream, v1.1 REST,
+v2 search pages) through the producer filter (retweets of English tweets with more than 99
+retweets and a hashtag), the stream, landing CSV, staging (clean text, VADER sentiment, one row
+per hashtag) into hashtags.hashtag_data, then shows the top hashtags with their sentiment.
+
+Re-running the demo is idempotent: hours and capture files already loaded are not loaded twice.`,
     )
     .action(async (flags: DemoFlags) => {
       const started = Date.now();
@@ -63,7 +70,16 @@ partition in the catalog and queries it. Re-running the demo is idempotent.`,
             );
           out(`  catalog  gharchive.events, schema v${t.schemaVersion}`);
         }
-        const engine = await backend.openQueryEngine();
+        out();
+        out(
+          'hashtags: bundled Twitter captures (examples/data/hashtags) -> stream -> landing -> staging -> analytical',
+        );
+        const { runHashtags } = await import('../../../pipelines/hashtags/run.ts');
+        const { bundledSamples } = await import('../../../pipelines/hashtags/sources.ts');
+        const { printStage } = await import('./run-hashtags.ts');
+        await runHashtags(ctx, { source: { kind: 'replay', files: bundledSamples() }, onStage: printStage });
+        const { allNamedQueries } = await import('./query.ts');
+        const engine = await backend.openQueryEngine({ namedQueries: allNamedQueries() });
         try {
           const sql =
             'SELECT type, count(*) AS events, count(DISTINCT actor_id) AS actors FROM gharchive.events GROUP BY type ORDER BY events DESC LIMIT 5';
@@ -77,12 +93,18 @@ partition in the catalog and queries it. Re-running the demo is idempotent.`,
           out();
           out('top repositories:');
           out(formatTable(repos.columns, repos.rows));
+          const hashtagsSql =
+            'SELECT t.hashtag, t.mentions, t.tweets, round(s.mean_polarity, 3) AS polarity, round(s.mean_subjectivity, 3) AS subjectivity FROM hashtags.top_hashtags t JOIN hashtags.hashtag_sentiment s USING (hashtag) ORDER BY t.mentions DESC, t.hashtag LIMIT 10';
+          out();
+          out(`$ sluice query "${hashtagsSql}"`);
+          const top = await engine.query(hashtagsSql);
+          out(formatTable(top.columns, top.rows));
         } finally {
           await engine.close();
         }
         out();
         out(
-          `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog gharchive.events | sluice runs | sluice query "..."`,
+          `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog | sluice runs | sluice query --list | sluice query hashtags.top_users`,
         );
         if (summary.exitCode !== 0) process.exitCode = summary.exitCode;
       } finally {

@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { pipelines } from '../../../pipelines/index.ts';
+import { UsageError } from '../../core/errors.ts';
+import { bindNamedQuery, type NamedQuery, namedQueryName } from '../../core/query.ts';
 import { openContext, resolveHome } from '../context.ts';
 import { formatTable, printJson } from '../output.ts';
 
@@ -6,20 +9,58 @@ interface QueryFlags {
   home?: string;
   json?: boolean;
   maxRows?: string;
+  param?: string[];
+  list?: boolean;
+}
+
+/** Every shipped pipeline's named queries. */
+export function allNamedQueries(): NamedQuery[] {
+  return Object.values(pipelines).flatMap((p) => p.queries ?? []);
+}
+
+function parseParams(values: readonly string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--param ${value}: expected name=value, e.g. --param since=2026-11-01`);
+    params[value.slice(0, eq)] = value.slice(eq + 1);
+  }
+  return params;
+}
+
+function printNamedQueries(queries: readonly NamedQuery[]): void {
+  for (const q of queries) {
+    const params = Object.entries(q.parameters ?? {})
+      .map(([name, p]) => `${name} (${p.type}, default ${p.default}): ${p.description}`)
+      .join('; ');
+    process.stdout.write(
+      `${namedQueryName(q)}  ${q.description}${params ? `\n    parameters: ${params}` : ''}\n`,
+    );
+  }
 }
 
 /** `sluice query "SQL"`. */
 export function registerQuery(program: Command): void {
   program
     .command('query')
-    .argument('<sql>', 'one SQL statement (DuckDB dialect)')
-    .description('run SQL over the analytical layer: every cataloged table is <pipeline>.<table>')
+    .argument(
+      '[sql]',
+      'one SQL statement (DuckDB dialect), or the name of a named query (hashtags.top_hashtags)',
+    )
+    .description(
+      'run SQL over the lake: every cataloged table is <pipeline>.<table>; named queries are views of the same name',
+    )
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
     .option(
       '--json',
       'print one JSON array of row objects (integers as JSON numbers, timestamps ISO-8601 UTC)',
     )
     .option('--max-rows <n>', 'rows to print as a table (default 100; --json prints all)')
+    .option(
+      '--param <name=value...>',
+      'a named query parameter, e.g. --param since=2026-11-01 --param limit=5 (timestamps are UTC)',
+    )
+    .option('--list', 'list the named queries shipped with the pipelines and their parameters')
     .addHelpText(
       'after',
       `
@@ -27,15 +68,38 @@ Examples:
   sluice query "SELECT type, count(*) AS events FROM gharchive.events GROUP BY type ORDER BY events DESC"
   sluice query "SELECT repo_name, count(*) n FROM gharchive.events WHERE year = 2015 GROUP BY 1 ORDER BY n DESC LIMIT 10" --json
   sluice query "DESCRIBE gharchive.events"
+  sluice query hashtags.top_hashtags --param since=2026-11-01 --param limit=10
+  sluice query "SELECT * FROM hashtags.hashtag_sentiment WHERE mentions >= 3"
+  sluice query --list
 
 Partition columns (year, month, dayofmonth) are regular columns; filtering on them reads only
 the matching partitions. \`sluice catalog\` lists the tables.`,
     )
-    .action(async (sql: string, flags: QueryFlags) => {
+    .action(async (statement: string | undefined, flags: QueryFlags) => {
+      const named = allNamedQueries();
+      if (flags.list) {
+        printNamedQueries(named);
+        return;
+      }
+      if (statement === undefined)
+        throw new UsageError('sluice query needs a SQL statement or a named query (sluice query --list)');
+      const namedQuery = named.find((q) => namedQueryName(q) === statement.trim());
+      const params = parseParams(flags.param ?? []);
+      if (!namedQuery && Object.keys(params).length > 0) {
+        throw new UsageError('--param applies to named queries only (sluice query --list)');
+      }
+      let sql = statement;
+      if (namedQuery) {
+        try {
+          sql = bindNamedQuery(namedQuery, params);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+      }
       const maxRows = flags.maxRows !== undefined ? Number(flags.maxRows) : 100;
       const { backend, close } = await openContext({ home: resolveHome(flags.home), progress: false });
       try {
-        const engine = await backend.openQueryEngine();
+        const engine = await backend.openQueryEngine({ namedQueries: named });
         try {
           const result = await engine.query(sql, flags.json ? {} : { maxRows });
           if (flags.json) {

@@ -13,6 +13,10 @@ interface RunFlags {
   to?: string;
   sourceUrl?: string;
   json?: boolean;
+  input?: string[];
+  seconds?: string;
+  rate?: string;
+  again?: boolean;
 }
 
 /** `sluice run <pipeline>`. */
@@ -28,6 +32,16 @@ export function registerRun(program: Command): void {
       '--source-url <url>',
       `gharchive: base URL or local directory of hour files (default ${GHARCHIVE_URL})`,
     )
+    .option(
+      '--input <file...>',
+      'hashtags: capture files to replay (v1.1 stream NDJSON, v1.1 REST array, v1.1 search, v2 pages)',
+    )
+    .option(
+      '--seconds <n>',
+      'hashtags: without --input, read the live filtered stream this long (default 60)',
+    )
+    .option('--rate <n>', 'hashtags: replay at this many statuses per second (default: as fast as possible)')
+    .option('--again', 'hashtags: replay files whose content was replayed before (default: skip them)')
     .option('--json', 'print the run summary as one JSON object')
     .addHelpText(
       'after',
@@ -36,7 +50,16 @@ Without --from, gharchive runs incrementally: every published hour after the boo
 first run, from <today - baseline_days>-0), stopping cleanly at the first hour that is not
 published yet (HTTP 404). With --from/--to it backfills that inclusive UTC range.
 
+hashtags replays capture files (--input) or reads the live Twitter filtered stream (with
+TWITTER_BEARER_TOKEN set) through the producer filter (popular English retweets with hashtags),
+the stream, landing CSV, staging (clean text, VADER sentiment, one row per hashtag) and
+hashtags.hashtag_data, and prints the counts of every stage. A file whose content was replayed
+before is skipped (--again replays it anyway): re-runs never duplicate rows.
+
 Examples:
+  sluice run hashtags --input examples/data/hashtags/v1_user_timeline_63.json
+  sluice run hashtags --input a.ndjson b.jsonl --rate 50 --json
+  TWITTER_BEARER_TOKEN=... sluice run hashtags --seconds 120
   sluice run gharchive                                   # catch up from the bookmark
   sluice run gharchive --from 2015-01-01T00 --to 2015-01-01T05
   sluice run gharchive --source-url ./archive --from 2015-01-01T00 --to 2015-01-01T00
@@ -46,8 +69,22 @@ Exit codes: 0 ok (also when stopped at an unpublished hour), 3 a source file was
 holds the pipeline's lease. See docs/cli.md.`,
     )
     .action(async (pipeline: string, flags: RunFlags) => {
+      if (pipeline === 'hashtags') {
+        const { runHashtagsCommand } = await import('./run-hashtags.ts');
+        await runHashtagsCommand(flags);
+        return;
+      }
       if (pipeline !== 'gharchive') {
         throw new UsageError(`unknown pipeline "${pipeline}": expected one of ${pipelineNames.join(', ')}`);
+      }
+      for (const [flag, given] of [
+        ['--input', flags.input !== undefined],
+        ['--seconds', flags.seconds !== undefined],
+        ['--rate', flags.rate !== undefined],
+        ['--again', flags.again !== undefined],
+      ] as const) {
+        if (given)
+          throw new UsageError(`${flag} is a hashtags flag; gharchive takes --from, --to, --source-url`);
       }
       const from = flags.from !== undefined ? parseHourArg('--from', flags.from) : undefined;
       const to = flags.to !== undefined ? parseHourArg('--to', flags.to) : undefined;
