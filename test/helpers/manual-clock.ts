@@ -26,16 +26,18 @@ export class ManualClock implements Clock {
         resolve();
         return;
       }
-      const sleeper = { until: this.current + ms, resolve, reject };
+      const onAbort = () => {
+        this.sleepers = this.sleepers.filter((s) => s !== sleeper);
+        reject(signal?.reason);
+      };
+      // A woken sleeper lets go of the signal (a loop sleeping on one signal adds a listener per sleep).
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const sleeper = { until: this.current + ms, resolve: wake, reject };
       this.sleepers.push(sleeper);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.sleepers = this.sleepers.filter((s) => s !== sleeper);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -107,11 +107,38 @@ export async function runStateMachine(
       throw new Error(`Task state "${name}" has no implementation (its Resource names no known function)`);
     }
   }
+  // The library stops an aborted execution, and the branches of a Parallel (or the iterations of
+  // a Map) that failed, between states; but a Task running at that moment that then fails is still
+  // retried, calling its function again for an execution or branch that is gone (Step Functions
+  // does not). Such a failure is made final (neither retried nor caught), and no call starts once
+  // the execution is over.
+  const nested = nestedTasks(options.definition);
+  const inFlight = new Map<string, Set<{ orphan: boolean }>>();
+  let over = false;
+  const tasks: Record<string, TaskImplementation> = {};
+  for (const [name, task] of Object.entries(options.tasks)) {
+    tasks[name] = async (input) => {
+      if (over) {
+        throw finalError(new Error(`Task state "${name}" not run: its execution has ended`));
+      }
+      const call = { orphan: false };
+      const calls = inFlight.get(name) ?? new Set();
+      inFlight.set(name, calls);
+      calls.add(call);
+      try {
+        return await task(input);
+      } catch (error) {
+        throw over || call.orphan ? finalError(error) : error;
+      } finally {
+        calls.delete(call);
+      }
+    };
+  }
   const execution = machine.run(
     options.input as never,
     {
       overrides: {
-        taskResourceLocalHandlers: options.tasks,
+        taskResourceLocalHandlers: tasks,
         retryIntervalOverrides,
         waitTimeOverrides,
       },
@@ -122,15 +149,23 @@ export async function runStateMachine(
     for await (const event of execution.eventLogs as AsyncGenerator<LibraryEvent>) {
       const mapped = mapEvent(event);
       if (mapped.type === 'StateFailed' && mapped.state) failedState = mapped.state;
+      // A Parallel or Map caught: the calls still running in its branches belong to no branch now.
+      if (mapped.type === 'StateCaught' && mapped.state) {
+        for (const task of nested.get(mapped.state) ?? []) {
+          for (const call of inFlight.get(task) ?? []) call.orphan = true;
+        }
+      }
       options.onEvent(mapped);
     }
   })();
   const outcome = (async (): Promise<StateMachineOutcome> => {
     try {
       const output = (await execution.result) as JsonValue;
+      over = true;
       await events;
       return { status: 'SUCCEEDED', output };
     } catch (error) {
+      over = true;
       await events.catch(() => {});
       if (error instanceof ExecutionAbortedError) {
         return {
@@ -156,7 +191,34 @@ export async function runStateMachine(
       };
     }
   })();
-  return { outcome, abort: () => execution.abort() };
+  return {
+    outcome,
+    abort: () => {
+      over = true;
+      execution.abort();
+    },
+  };
+}
+
+/** `error` (same name and message) as one the library neither retries nor catches. */
+function finalError(error: unknown): Error {
+  const final = new Error(error instanceof Error ? error.message : String(error));
+  final.name = error instanceof Error ? error.name : 'Error';
+  return Object.assign(final, { isRetryable: false, isCatchable: false });
+}
+
+/** Task states inside each Parallel and Map state (in their branches or item processor, at any depth). */
+function nestedTasks(definition: AslDefinition): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  const tasksOf = (machine: AslDefinition): string[] =>
+    Object.entries(machine.States).flatMap(([name, state]) => {
+      const processor = state.ItemProcessor ?? state.Iterator;
+      const inner = [...(state.Branches ?? []), ...(processor ? [processor] : [])].flatMap(tasksOf);
+      if (inner.length > 0) found.set(name, inner);
+      return state.Type === 'Task' ? [name, ...inner] : inner;
+    });
+  tasksOf(definition);
+  return found;
 }
 
 /** Every state of a definition with its type, including nested branches and Map processors. */
