@@ -26,6 +26,11 @@ export interface ConsumeOptions {
   readonly maxMs: number;
   /** The producer run whose end ends the consumer (its item in `hashtags_producer_runs`). */
   readonly producerRunId: string;
+  /**
+   * How long a `failed` producer may still be retried (its Task's Retry), ms: the consumer keeps
+   * reading that long after the failure before it takes the failure as final (default 0).
+   */
+  readonly producerRetryGraceMs?: number;
   /** Milliseconds left before the invocation's timeout; the consumer stops 15 s before. */
   readonly remainingMs?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -134,7 +139,11 @@ async function consumeLeased(ctx: PipelineContext, options: ConsumeOptions): Pro
       // Read the producer's state before polling: records it put before saying `done` are then
       // surely visible to this poll.
       const producer = await producers.get({ run_id: options.producerRunId });
-      const producerFinished = producer?.status === 'done' || producer?.status === 'failed';
+      const failedAt = producer?.status === 'failed' ? Date.parse(String(producer.updated_at)) : Number.NaN;
+      const producerFinished =
+        producer?.status === 'done' ||
+        (producer?.status === 'failed' &&
+          !(ctx.clock.now().getTime() - failedAt < (options.producerRetryGraceMs ?? 0)));
       const batches = await consumer.poll();
       for (const batch of batches) {
         for (const record of batch.records) {

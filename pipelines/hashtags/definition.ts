@@ -257,8 +257,14 @@ export const hashtagsPipeline: PipelineDefinition = {
     stream_name: { description: 'name of the tweet stream', default: DEFAULT_STREAM },
     stream_shards: { description: 'shards of the tweet stream', default: 1 },
     consumer_seconds: {
-      description: 'longest time the consumer reads after the producer stops sending, seconds',
-      default: 120,
+      description:
+        'longest time the consumer reads, seconds (it stops earlier once the producer is done and the stream is drained)',
+      default: 600,
+    },
+    producer_retry_grace_seconds: {
+      description:
+        'how long the consumer keeps reading after the producer failed, for its Retry (5 + 10 + 20 s), seconds',
+      default: 40,
     },
     staging_lookback_hours: {
       description: 'landing objects modified within this many hours are staged by LandingAnalytical',

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import type { TweetRecord } from '../../src/sources/twitter/types.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Shapes
@@ -17,23 +18,11 @@ import { createRequire } from 'node:module';
  * One landing row (REFERENCE.md section 1, "Landing"): the consumer's two columns, then the
  * producer's record fields.
  */
-export interface LandingRecord {
+export interface LandingRecord extends TweetRecord {
   /** Stream sequence number of the record (decimal string; Kinesis numbers exceed 2^53). */
   readonly record_id: string;
-  /** Arrival time of the record at the consumer (the landing `timestamp` column). */
+  /** Arrival time of the record on the stream (the landing `timestamp` column). */
   readonly timestamp: Date;
-  /** Creation time of the original tweet, ISO-8601 UTC (`2018-03-10T14:03:15.000Z`). */
-  readonly created: string;
-  /** Id of the original tweet, decimal string. */
-  readonly tweet_id: string;
-  /** Screen name of the original tweet's author. */
-  readonly user_name: string;
-  /** Retweet count of the original tweet when captured. */
-  readonly rt_count: number;
-  /** The original tweet's hashtags as written (no `#`), joined by spaces. */
-  readonly hashtags: string;
-  /** Full text of the original tweet. */
-  readonly text: string;
 }
 
 /**

@@ -83,6 +83,7 @@ export function hashtagsHandlers(runtime: PipelineRuntime): Record<string, Funct
           stream: stream.name,
           producerRunId: runId,
           maxMs: numberOf(config.get('consumer_seconds'), 600) * 1000,
+          producerRetryGraceMs: numberOf(config.get('producer_retry_grace_seconds'), 40) * 1000,
           remainingMs: () => context.getRemainingTimeInMillis(),
         });
         return {

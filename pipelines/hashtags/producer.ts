@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import type { PipelineContext } from '../../src/core/context.ts';
+import { UsageError } from '../../src/core/errors.ts';
 import type { Item, KvTable } from '../../src/core/ports/kv-table.ts';
 import type { PutRecordInput } from '../../src/core/ports/stream.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
@@ -44,8 +45,9 @@ export interface ReplayFileOutcome {
   readonly file: string;
   readonly sha256: string;
   /**
-   * `skipped`: the same content was replayed before by run `previousRun`; `interrupted`: the run
-   * was stopped mid-file (the next run resumes after the last batch sent).
+   * `skipped`: the same content was replayed before by run `previousRun` (this run's own id when
+   * an earlier attempt of the same run finished it: its counts are in the run's totals already);
+   * `interrupted`: the run was stopped mid-file (the next run resumes after the last batch sent).
    */
   readonly status: 'replayed' | 'skipped' | 'interrupted';
   readonly previousRun?: string;
@@ -127,7 +129,10 @@ async function replayFile(
   const absolute = path.resolve(file);
   const sha256 = await hashFile(absolute);
   const record = await replays.get({ sha256 });
-  if (record && record.status === 'done' && record.run_id !== state.runId && !source.again) {
+  // An earlier attempt of this same run (a retried Produce task) already handled this content:
+  // it is never sent again, even with `again` (which forces a replay of other runs' content only).
+  const byThisRun = record?.run_id === state.runId;
+  if (record && record.status === 'done' && (byThisRun || !source.again)) {
     ctx.logger.info(
       { file: absolute, sha256, previousRun: record.run_id },
       'capture file already replayed: skipped',
@@ -137,7 +142,10 @@ async function replayFile(
   // A file whose replay was interrupted (Ctrl-C, a crash, a Lambda timeout) resumes after the last
   // batch put, in a retry of this run or in a later run: its records are never sent twice.
   const resumeAt =
-    record && record.status === 'replaying' && typeof record.position === 'number' && !source.again
+    record &&
+    record.status === 'replaying' &&
+    typeof record.position === 'number' &&
+    (byThisRun || !source.again)
       ? record.position
       : 0;
   const before = state.totals();
@@ -164,9 +172,16 @@ async function replayFile(
   return { file: absolute, sha256, status: 'replayed', counts: difference(state.totals(), before) };
 }
 
+/** @throws {UsageError} naming the file when it cannot be read (as the replay reader would). */
 async function hashFile(file: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  try {
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  } catch (error) {
+    throw new UsageError(`cannot read the Twitter capture ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   return hash.digest('hex');
 }
 

@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse';
 import type { PipelineContext } from '../../src/core/context.ts';
-import { datasetPrefix } from '../../src/core/dataset.ts';
+import { datasetPrefix, tableDefinitionOf } from '../../src/core/dataset.ts';
 import { Lease } from '../../src/core/lease.ts';
 import type { ObjectInfo } from '../../src/core/ports/object-store.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { reconcile } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
 import { DuckDb } from '../../src/engines/duckdb/duckdb.ts';
-import { LANDING_COLUMNS, PIPELINE, stagingDataset } from './definition.ts';
+import { hashtagsPipeline, LANDING_COLUMNS, PIPELINE, stagingDataset } from './definition.ts';
 import { explodeRecord, type LandingRecord } from './enrich.ts';
 import { clip, type QuarantineEntry, writeQuarantine } from './quarantine.ts';
 
@@ -22,11 +22,17 @@ export interface DeleteStagingResult {
 
 /**
  * Deletes the old staging data: every object of `staging/hashtags/staging/` and the table's
- * partition registrations (the table stays, empty). Idempotent. Holds the dataset's lease.
+ * partition registrations (the table stays, empty), after registering the pipeline's tables in the
+ * catalog when they are missing. Idempotent. Holds the dataset's lease.
  */
 export async function deleteStaging(ctx: PipelineContext, runId: string): Promise<DeleteStagingResult> {
   return withDatasetLease(ctx, `dataset:${PIPELINE}.${stagingDataset.name}`, runId, async () => {
     const { objectStore, catalog } = ctx.backend;
+    // The pipeline's tables exist (empty) from its first run on, so its queries work before any
+    // row arrives.
+    for (const dataset of hashtagsPipeline.datasets) {
+      await catalog.upsertTable(tableDefinitionOf(dataset), { createdBy: runId });
+    }
     let objects = 0;
     for await (const info of objectStore.list('staging', datasetPrefix(stagingDataset), {
       includeHidden: true,
@@ -123,14 +129,24 @@ async function stageLeased(
       const parser = (await objectStore.get(object)).pipe(
         parse({ relax_column_count: true, info: true, skip_empty_lines: true }),
       );
+      // csv-parse reports the line a record ends on; a quoted text with newlines spans several.
+      let lastLine = 0;
       for await (const { record, info } of parser as AsyncIterable<{
         record: string[];
-        info: { lines: number; raw?: string };
+        info: { lines: number };
       }>) {
         read++;
+        const firstLine = lastLine + 1;
+        lastLine = info.lines;
         const parsed = toLandingRecord(record);
         if (typeof parsed === 'string') {
-          bad.push({ source, line: info.lines, reason: parsed, raw: clip(JSON.stringify(record)) });
+          const lines = firstLine < info.lines ? ` (the record spans lines ${firstLine}-${info.lines})` : '';
+          bad.push({
+            source,
+            line: firstLine,
+            reason: `${parsed}${lines}`,
+            raw: clip(JSON.stringify(record)),
+          });
           continue;
         }
         if (seenRecords.has(parsed.record_id)) {

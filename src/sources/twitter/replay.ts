@@ -1,6 +1,8 @@
 /**
  * Replaying Twitter capture files as if they were a live stream: the files' inputs in order, paced.
  */
+
+import { systemClock } from '../../core/clock.ts';
 import { type ReadTweetFileOptions, readTweetFile } from './files.ts';
 import type { TweetInput } from './types.ts';
 
@@ -42,7 +44,7 @@ export async function* replayFiles(
   }
   const { signal } = options;
   const now = options.now ?? (() => performance.now());
-  const sleep = options.sleep ?? ((ms: number) => timerSleep(ms, signal));
+  const sleep = options.sleep ?? ((ms: number) => systemClock.sleep(ms, signal));
   const intervalMs = rate > 0 ? 1000 / rate : 0;
   let start: number | undefined;
   let statuses = 0;
@@ -60,21 +62,6 @@ export async function* replayFiles(
       yield input;
     }
   }
-}
-
-/** Resolves after `ms` of real time, or rejects with the signal's reason when it aborts first. */
-function timerSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** `promise`, or a rejection with the signal's reason as soon as it aborts. */
