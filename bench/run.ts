@@ -4,6 +4,7 @@
  */
 const benches: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
   gharchive: () => import('./gharchive.ts'),
+  hashtags: () => import('./hashtags.ts'),
   orchestration: () => import('./orchestration.ts'),
 };
 
