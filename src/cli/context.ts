@@ -35,14 +35,15 @@ export async function openContext(options: { home: string; progress: boolean }):
   backend: Backend & { home: string };
   close(): Promise<void>;
 }> {
-  const backend = createLocalBackend(options.home);
-  const logDir = path.join(backend.home, 'logs');
+  const logDir = path.join(path.resolve(options.home), 'logs');
   mkdirSync(logDir, { recursive: true });
   const { pino } = await import('pino');
   const logger = pino(
     { level: process.env.SLUICE_LOG_LEVEL ?? 'info', base: { pid: process.pid } },
     pino.destination({ dest: path.join(logDir, 'sluice.log'), sync: true, mkdir: true }),
   ) as unknown as Logger;
+  // The backend logs what starting the home's warehouse server changes on the machine.
+  const backend = createLocalBackend(options.home, { logger });
   const ctx: PipelineContext = {
     backend,
     clock: systemClock,

@@ -5,6 +5,7 @@ import type { KvStore } from './kv-table.ts';
 import type { ObjectStore } from './object-store.ts';
 import type { QueryEngine } from './query-engine.ts';
 import type { StreamStore } from './stream.ts';
+import type { Warehouse } from './warehouse.ts';
 
 /**
  * One backend's implementations of every port, chosen once at the composition root (the CLI,
@@ -23,8 +24,20 @@ export interface Backend {
    * `namedQueries` become views `<database>.<name>` (with their parameters' defaults).
    */
   openQueryEngine(options?: { readonly namedQueries?: readonly NamedQuery[] }): Promise<QueryEngine>;
+  /**
+   * Opens the warehouse (PostgreSQL locally, Redshift on AWS); close it after use.
+   *
+   * Locally it connects to `$SLUICE_WAREHOUSE_URL` when set, else to the home's server
+   * (`<home>/warehouse/`), starting it when it is not running. A server started (or adopted after
+   * its starter died) this way is stopped by {@link Backend.close}, so a `sluice run` leaves nothing
+   * running; one started by `sluice warehouse start`, or already running under another live
+   * process, is left running (docs/warehouse.md).
+   * @throws {WarehouseError} when the warehouse cannot be reached; locally also
+   *   `WarehouseServerError` when the home's server fails to start (the message names its log).
+   */
+  openWarehouse(): Promise<Warehouse>;
   /** How this backend tells whether a lease holder still runs. */
   readonly isAlive: LivenessProbe;
-  /** Releases connections and files. */
+  /** Releases connections and files; stops a local warehouse server that {@link Backend.openWarehouse} started. */
   close(): Promise<void>;
 }

@@ -13,3 +13,5 @@ export {
   StreamExistsError,
   StreamNotFoundError,
 } from './stream.ts';
+export type * from './warehouse.ts';
+export { WarehouseError } from './warehouse.ts';
