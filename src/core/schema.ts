@@ -48,14 +48,31 @@ export function isColumnType(value: string): value is ColumnType {
   );
 }
 
-/** What changed between two column lists. Column order is not a change. */
+/** What changed between two column lists. Column order, comments and declared metadata other than type and nullability are not changes. */
 export interface SchemaDiff {
   readonly added: Column[];
   readonly removed: Column[];
-  readonly changed: { name: string; from: ColumnType; to: ColumnType }[];
+  /**
+   * Columns whose type (or logical type) or nullability changed; `nullable` is given when the
+   * nullability changed (`from`/`to` are the effective values, absent `nullable` being `true`).
+   */
+  readonly changed: {
+    name: string;
+    from: ColumnType;
+    to: ColumnType;
+    nullable?: { from: boolean; to: boolean };
+  }[];
 }
 
-/** Differences of `next` against `previous`, by column name. */
+/** Whether a column admits NULL: `nullable` absent means `true`. */
+export function isNullable(column: Pick<Column, 'nullable'>): boolean {
+  return column.nullable !== false;
+}
+
+/**
+ * Differences of `next` against `previous`, by column name: a column is changed when its type,
+ * its logical type or its nullability ({@link isNullable}) differs.
+ */
 export function diffColumns(previous: readonly Column[], next: readonly Column[]): SchemaDiff {
   const before = new Map(previous.map((c) => [c.name, c]));
   const after = new Map(next.map((c) => [c.name, c]));
@@ -64,8 +81,17 @@ export function diffColumns(previous: readonly Column[], next: readonly Column[]
   const changed: SchemaDiff['changed'] = [];
   for (const column of next) {
     const old = before.get(column.name);
-    if (old && (old.type !== column.type || (old.logicalType ?? null) !== (column.logicalType ?? null))) {
-      changed.push({ name: column.name, from: old.type, to: column.type });
+    if (!old) continue;
+    const typeChanged =
+      old.type !== column.type || (old.logicalType ?? null) !== (column.logicalType ?? null);
+    const nullableChanged = isNullable(old) !== isNullable(column);
+    if (typeChanged || nullableChanged) {
+      changed.push({
+        name: column.name,
+        from: old.type,
+        to: column.type,
+        ...(nullableChanged ? { nullable: { from: isNullable(old), to: isNullable(column) } } : {}),
+      });
     }
   }
   return { added, removed, changed };

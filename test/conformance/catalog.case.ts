@@ -165,6 +165,23 @@ export function catalogConformance(
       expect((await catalog.getTable(database, 'events'))?.schemaVersion).toBe(4);
     });
 
+    it('evolves on a nullability change, not on a comment change; absent nullable is nullable', async () => {
+      await catalog.upsertTable(definition);
+      const commented = COLUMNS.map((c) => (c.name === 'type' ? { ...c, comment: 'the event type' } : c));
+      expect((await catalog.upsertTable({ ...definition, columns: commented })).change).toBe('unchanged');
+      const explicit = commented.map((c) => (c.name === 'type' ? { ...c, nullable: true } : c));
+      expect((await catalog.upsertTable({ ...definition, columns: explicit })).change).toBe('unchanged');
+      const notNull = commented.map((c) => (c.name === 'type' ? { ...c, nullable: false } : c));
+      const v2 = await catalog.upsertTable({ ...definition, columns: notNull });
+      expect(v2.change).toBe('evolved');
+      expect(v2.table.schemaVersion).toBe(2);
+      const nullableId = notNull.map((c) => (c.name === 'id' ? { name: 'id', type: c.type } : c));
+      const v3 = await catalog.upsertTable({ ...definition, columns: nullableId });
+      expect(v3.change).toBe('evolved');
+      expect(v3.table.schemaVersion).toBe(3);
+      expect((await catalog.listSchemaVersions(database, 'events')).at(-1)?.columns).toEqual(nullableId);
+    });
+
     it('evolves on a partition-key change only while the table has no partitions', async () => {
       await catalog.upsertTable(definition);
       const hourly: Column[] = [...DATE_KEYS, { name: 'hour', type: 'string' }];

@@ -412,7 +412,7 @@ function toPartition(row: PartitionRow): Partition {
   return partition;
 }
 
-const FORMATS: readonly string[] = ['parquet', 'ndjson', 'csv'] satisfies TableFormat[];
+const FORMATS: readonly string[] = ['parquet', 'ndjson', 'csv', 'python-dict'] satisfies TableFormat[];
 
 function validateDefinition(definition: TableDefinition): void {
   const where = `catalog table ${definition.database}.${definition.name}`;

@@ -51,15 +51,17 @@ export class LocalQueryEngine implements QueryEngine {
       const partitions = await this.options.catalog.listPartitions(table.database, table.name);
       await this.db.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(table.database)}`);
       const name = `${quoteIdent(table.database)}.${quoteIdent(table.name)}`;
+      if (table.format === 'python-dict') {
+        // Neither DuckDB nor Athena reads Python dict reprs: the view says what to query instead.
+        await this.db.run(`CREATE OR REPLACE VIEW ${name} AS ${errorSelect(pythonDictMessage(table))}`);
+        continue;
+      }
       try {
         await this.db.run(`CREATE OR REPLACE VIEW ${name} AS ${await this.viewSql(table, partitions)}`);
       } catch (error) {
         // A table whose files cannot be read fails the queries that use it, not every query.
         const message = `table ${qualifiedName(table)} cannot be read: ${(error as Error).message.split('\n')[0]}`;
-        // The filter, not a column, raises it: `count(*)` would skip evaluating a column.
-        await this.db.run(
-          `CREATE OR REPLACE VIEW ${name} AS SELECT NULL AS error FROM range(1) WHERE error(${quoteString(message)}) IS NULL`,
-        );
+        await this.db.run(`CREATE OR REPLACE VIEW ${name} AS ${errorSelect(message)}`);
       }
     }
     for (const query of this.options.namedQueries ?? []) {
@@ -130,6 +132,8 @@ export class LocalQueryEngine implements QueryEngine {
         return `${select} FROM read_json_auto(${list}, format = 'auto', union_by_name = true${hive})`;
       case 'csv':
         return `${select} FROM read_csv_auto(${list}, union_by_name = true${hive})`;
+      case 'python-dict':
+        throw new Error(pythonDictMessage(table));
     }
   }
 
@@ -154,4 +158,18 @@ export class LocalQueryEngine implements QueryEngine {
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/** A SELECT that raises `message` when used. The filter, not a column, raises it: `count(*)` would skip evaluating a column. */
+function errorSelect(message: string): string {
+  return `SELECT NULL AS error FROM range(1) WHERE error(${quoteString(message)}) IS NULL`;
+}
+
+/** Why a `python-dict` table has no rows to query, and what to query instead. */
+function pythonDictMessage(table: CatalogTable): string {
+  return (
+    `table ${qualifiedName(table)} is in python-dict format (lines of Python dict reprs, as the tolls generator writes), ` +
+    'which SQL engines cannot read (Athena neither): a job converts it; query the table it writes instead ' +
+    '(tolls: the staging or warehouse table)'
+  );
 }

@@ -23,9 +23,11 @@ export function registerCrawl(program: Command): void {
       'after',
       `
 Each folder under <layer>/<pipeline>/ becomes a table <pipeline>.<folder>; Hive key=value folders
-inside it become partitions. Files are classified by content (Parquet, NDJSON, JSON array, CSV;
-gzip is looked through). A changed schema is recorded as a new schema version. Data written by
-sluice's own pipelines is cataloged at commit and needs no crawl.
+inside it become partitions. Files are classified by content (Parquet, NDJSON, JSON array, CSV,
+lines of Python dict reprs; gzip is looked through). Columns get types and nullability (NOT NULL
+when no file has a NULL or missing value). A changed schema (a column, a type or a nullability)
+is recorded as a new schema version. Lines that do not parse are counted, not fatal. Data written
+by sluice's own pipelines is cataloged at commit and needs no crawl.
 
 Example: copy Parquet files into <home>/lake/analytical/mydata/trips/year=2024/ and run
   sluice crawl mydata && sluice query "SELECT count(*) FROM mydata.trips"`,
@@ -56,6 +58,12 @@ Example: copy Parquet files into <home>/lake/analytical/mydata/trips/year=2024/ 
           process.stdout.write(
             `${pipeline}.${t.name}: ${t.change} (schema v${t.schemaVersion}), ${t.format}, ${t.columns.length} columns, ${formatCount(t.partitions)} partitions, ${formatCount(t.files)} files${t.removedPartitions ? `, ${t.removedPartitions} empty partitions removed` : ''}\n`,
           );
+          const columns = t.columns.map(
+            (c) =>
+              `${c.name} ${c.type}${c.nullable === false ? ' NOT NULL' : ''}${c.comment ? ` (${c.comment})` : ''}`,
+          );
+          process.stdout.write(`  columns: ${columns.join(', ')}\n`);
+          for (const note of t.notes) process.stdout.write(`  note: ${note}\n`);
         }
         for (const s of result.skipped) process.stdout.write(`skipped ${layer}/${s.key}: ${s.reason}\n`);
       } finally {

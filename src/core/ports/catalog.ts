@@ -8,8 +8,18 @@ import type { Column } from '../schema.ts';
  * Contract: test/conformance/catalog.case.ts.
  */
 
-/** Storage formats the catalog knows. */
-export type TableFormat = 'parquet' | 'ndjson' | 'csv';
+/**
+ * Storage formats the catalog knows:
+ * - `parquet`;
+ * - `ndjson`: JSON, one object per line, or files holding one JSON array of objects;
+ * - `csv`: delimited text with a header line;
+ * - `python-dict`: lines of Python dict reprs (`{'id': 1, 'ok': True}`), as the tolls generator
+ *   writes them (`f"{record}\n"`), possibly mixed with JSON object lines. No SQL engine reads it
+ *   (Athena's JSON SerDes reject single quotes; a Glue crawler needs a custom classifier, e.g. a
+ *   Grok or a custom JSON classifier, to catalog it): a job parses it
+ *   (src/engines/pydict/python-literal.ts) and writes a readable format.
+ */
+export type TableFormat = 'parquet' | 'ndjson' | 'csv' | 'python-dict';
 
 /** What a writer or crawler declares about a table. */
 export interface TableDefinition {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { gzipLines, sampleLines } from '../../../test/helpers/samples.ts';
 import type { Column } from '../../core/schema.ts';
 import { DuckDb, quoteString } from '../duckdb/duckdb.ts';
 import { type CrawlResult, classify, crawl } from './crawler.ts';
+import { DATE_LIKE_COMMENT } from './infer-records.ts';
 
 let t: TestHome;
 let db: DuckDb;
@@ -61,12 +63,13 @@ function trips(first: number, n: number): string {
     FROM range(${first}, ${first + n}) r(i)`;
 }
 
+/** The trips columns: no file has a NULL in them, so none is nullable. */
 const TRIP_COLUMNS: Column[] = [
-  { name: 'id', type: 'bigint' },
-  { name: 'name', type: 'string' },
-  { name: 'fare', type: 'double' },
-  { name: 'started_at', type: 'timestamp' },
-  { name: 'tags', type: 'array<string>' },
+  { name: 'id', type: 'bigint', nullable: false },
+  { name: 'name', type: 'string', nullable: false },
+  { name: 'fare', type: 'double', nullable: false },
+  { name: 'started_at', type: 'timestamp', nullable: false },
+  { name: 'tags', type: 'array<string>', nullable: false },
 ];
 
 describe('crawl: Parquet', () => {
@@ -242,9 +245,9 @@ describe('crawl: JSON', () => {
     });
     expect(table?.partitionKeys).toEqual([]);
     expect(table?.columns).toEqual([
-      { name: 'id', type: 'bigint' },
-      { name: 'kind', type: 'string' },
-      { name: 'meta', type: 'struct<x:bigint>' },
+      { name: 'id', type: 'bigint', nullable: false },
+      { name: 'kind', type: 'string', nullable: false },
+      { name: 'meta', type: 'struct<x:bigint>', nullable: false },
     ]);
     const rows = await t.query<{ id: number; kind: string; x: number }>(
       'SELECT id, kind, meta.x AS x FROM mydata.events ORDER BY id',
@@ -320,9 +323,9 @@ describe('crawl: CSV and mixed formats', () => {
     const [table] = result.tables;
     expect(table).toMatchObject({ name: 'people', format: 'csv', files: 2, change: 'created' });
     expect(table?.columns).toEqual([
-      { name: 'name', type: 'string' },
-      { name: 'age', type: 'bigint' },
-      { name: 'city', type: 'string' },
+      { name: 'name', type: 'string', nullable: false },
+      { name: 'age', type: 'bigint', nullable: false },
+      { name: 'city', type: 'string', nullable: false },
     ]);
     expect(await t.query('SELECT count(*) AS n, sum(age) AS total FROM mydata.people')).toEqual([
       { n: 3, total: 36 + 28 + 45 },
@@ -482,5 +485,360 @@ describe('classify', () => {
     expect(await classify(await file('l', '{not json\n{"a":1}\n'))).toBeUndefined();
     expect(await classify(await file('m', Buffer.from([0x1f, 0x8b, 0x00, 0x01, 0x02])))).toBeUndefined();
     expect(await classify(await file('n', Buffer.from('a,b\u0000c\n')))).toBeUndefined();
+  });
+});
+
+/** The real tolls sample (examples/data/tolls): Python dict reprs, and the same records as NDJSON. */
+const TOLLS_DIR = path.resolve(import.meta.dirname, '../../../examples/data/tolls');
+const tollsPython = () => readFileSync(path.join(TOLLS_DIR, 'sample_data_toll_application.first80.json'));
+const tollsNdjson = () => readFileSync(path.join(TOLLS_DIR, 'sample_data_toll_application.first80.ndjson'));
+
+/** What the crawler infers for the tolls sample (REFERENCE.md section 2). */
+const TOLL_COLUMNS: Column[] = [
+  { name: 'transaction_id', type: 'bigint', nullable: false },
+  { name: 'transaction_date', type: 'string', nullable: false, comment: DATE_LIKE_COMMENT },
+  { name: 'toll_booth', type: 'string', nullable: false },
+  { name: 'vehicle_make', type: 'string', nullable: false },
+  { name: 'vehicle_category', type: 'string', nullable: false },
+  { name: 'transaction_amount', type: 'double', nullable: false },
+];
+
+/** Python dict reprs of `rows`, one per line, as `str(dict)` writes them (strings, ints, floats, None, bools). */
+function pyLines(rows: readonly Record<string, unknown>[]): string {
+  const repr = (v: unknown): string => {
+    if (v === null) return 'None';
+    if (v === true) return 'True';
+    if (v === false) return 'False';
+    if (typeof v === 'string') return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+    if (Array.isArray(v)) return `[${v.map(repr).join(', ')}]`;
+    if (typeof v === 'object')
+      return `{${Object.entries(v as object)
+        .map(([k, x]) => `${repr(k)}: ${repr(x)}`)
+        .join(', ')}}`;
+    return String(v);
+  };
+  return rows.map((r) => `${repr(r)}\n`).join('');
+}
+
+describe('crawl: Python-dict lines', () => {
+  it('catalogs the real tolls sample: bigint id, date-like string, NOT NULL columns, double amount', async () => {
+    await put('mydata/tolls/sample_data-2023-08-29-10-00.json', tollsPython());
+    const result = await run();
+    expect(result.skipped).toEqual([]);
+    expect(result.tables).toHaveLength(1);
+    const [table] = result.tables;
+    expect(table).toMatchObject({
+      name: 'tolls',
+      format: 'python-dict',
+      change: 'created',
+      schemaVersion: 1,
+      files: 1,
+      partitions: 0,
+      notes: [],
+    });
+    expect(table?.columns).toEqual(TOLL_COLUMNS);
+    const stored = await t.backend.catalog.getTable('mydata', 'tolls');
+    expect(stored).toMatchObject({ format: 'python-dict', managedBy: 'crawler', columns: TOLL_COLUMNS });
+  });
+
+  it('infers for the Python-dict file what DuckDB infers for its NDJSON copy', async () => {
+    await put('mydata/tolls/a.json', tollsPython());
+    await put('mydata/tolls_ndjson/a.ndjson', tollsNdjson());
+    const result = await run();
+    expect(result.tables.map((x) => [x.name, x.format])).toEqual([
+      ['tolls', 'python-dict'],
+      ['tolls_ndjson', 'ndjson'],
+    ]);
+    expect(result.tables[1]?.columns).toEqual(result.tables[0]?.columns);
+    expect(
+      await t.query('SELECT count(*) AS n, count(DISTINCT toll_booth) AS booths FROM mydata.tolls_ndjson'),
+    ).toEqual([{ n: 80, booths: 6 }]);
+  });
+
+  it('gives a python-dict table a view that says what to query instead', async () => {
+    await put('mydata/tolls/a.json', tollsPython());
+    await run();
+    await expect(t.query('SELECT count(*) FROM mydata.tolls')).rejects.toThrow(
+      /mydata\.tolls is in python-dict format .* a job converts it/,
+    );
+  });
+
+  it('reads gzip files and JSON lines into the same table, and only the tables asked for', async () => {
+    await put('mydata/tolls/a.json.gz', gzipSync(tollsPython()));
+    await put('mydata/tolls/b.json', tollsNdjson());
+    await put('mydata/other/c.ndjson', ndjson([{ x: 1 }]));
+    const result = await crawl({
+      objectStore: t.backend.objectStore,
+      catalog: t.backend.catalog,
+      layer: 'analytical',
+      prefix: 'mydata/',
+      database: 'mydata',
+      tables: ['tolls'],
+    });
+    expect(result.skipped).toEqual([]);
+    expect(result.tables.map((x) => [x.name, x.format, x.files])).toEqual([['tolls', 'python-dict', 2]]);
+    expect(result.tables[0]?.columns).toEqual(TOLL_COLUMNS);
+    expect(await t.backend.catalog.getTable('mydata', 'other')).toBeUndefined();
+  });
+
+  it('infers nested, mixed, date and time types', async () => {
+    const rows = [
+      {
+        id: 1,
+        ok: true,
+        n: 1,
+        mixed: 'a',
+        day: '2024-02-29',
+        at: '2024-02-29T10:00:00Z',
+        when: '2024-02-29',
+        meta: { x: 1, tags: ['a'] },
+        list: [1, 2],
+        empty: [],
+        nothing: null,
+      },
+      {
+        id: 2,
+        ok: false,
+        n: 2.5,
+        mixed: 3,
+        day: '2024-03-01',
+        at: '2024-03-01 11:30:15.250+02:00',
+        when: '2024-03-01T00:00:00',
+        meta: { x: 2, y: 'b' },
+        list: [],
+        empty: [],
+        nothing: null,
+      },
+    ];
+    await put('mydata/kinds/a.json', pyLines(rows).replace("'list': [1, 2]", "'list': (1, 2)"));
+    await put(
+      'mydata/kinds/b.json',
+      `{'id': 3, 'ok': True, 'n': 7.0, 'mixed': 'c', 'day': '2024-03-02', 'at': '2024-03-02T00:00:00Z', 'when': '2024-03-02', 'meta': {'x': 99999999999}, 'list': [3], 'empty': [], 'big': 123456789012345678901234567890}\n`,
+    );
+    const result = await run();
+    expect(result.skipped).toEqual([]);
+    expect(result.tables[0]?.columns).toEqual([
+      { name: 'id', type: 'bigint', nullable: false },
+      { name: 'ok', type: 'boolean', nullable: false },
+      { name: 'n', type: 'double', nullable: false },
+      { name: 'mixed', type: 'string', nullable: false },
+      { name: 'day', type: 'date', nullable: false },
+      { name: 'at', type: 'timestamp', nullable: false },
+      { name: 'when', type: 'timestamp', nullable: false },
+      { name: 'meta', type: 'struct<x:bigint,tags:array<string>,y:string>', nullable: false },
+      { name: 'list', type: 'array<bigint>', nullable: false },
+      { name: 'empty', type: 'array<string>', nullable: false },
+      { name: 'nothing', type: 'string' },
+      { name: 'big', type: 'double' },
+    ]);
+  });
+
+  it('a missing key or a None makes a column nullable', async () => {
+    await put('mydata/t/a.json', pyLines([{ a: 1, b: 'x', c: 1 }]));
+    await put(
+      'mydata/t/b.json',
+      pyLines([
+        { a: 2, c: null },
+        { a: 3, b: 'y', c: 2 },
+      ]),
+    );
+    const [table] = (await run()).tables;
+    expect(table?.columns).toEqual([
+      { name: 'a', type: 'bigint', nullable: false },
+      { name: 'b', type: 'string' },
+      { name: 'c', type: 'bigint' },
+    ]);
+  });
+
+  it('records a new schema version for a new column, a type change and a nullability change', async () => {
+    await put('mydata/t/1.json', pyLines([{ id: 1, amount: 5 }]));
+    expect((await run()).tables[0]).toMatchObject({ change: 'created', schemaVersion: 1 });
+    expect((await run()).tables[0]).toMatchObject({ change: 'unchanged', schemaVersion: 1 });
+
+    await put('mydata/t/2.json', pyLines([{ id: 2, amount: 6, booth: 'york_rd' }]));
+    expect((await run()).tables[0]).toMatchObject({ change: 'evolved', schemaVersion: 2 });
+
+    await put('mydata/t/3.json', "{'id': 3, 'amount': 6.5, 'booth': 'golf_rd'}\n");
+    expect((await run()).tables[0]).toMatchObject({ change: 'evolved', schemaVersion: 3 });
+
+    await put('mydata/t/4.json', "{'id': None, 'amount': 1.25, 'booth': 'royal_ave'}\n");
+    expect((await run()).tables[0]).toMatchObject({ change: 'evolved', schemaVersion: 4 });
+
+    const versions = await t.backend.catalog.listSchemaVersions('mydata', 't');
+    expect(versions.map((v) => v.columns)).toEqual([
+      [
+        { name: 'id', type: 'bigint', nullable: false },
+        { name: 'amount', type: 'bigint', nullable: false },
+      ],
+      [
+        { name: 'id', type: 'bigint', nullable: false },
+        { name: 'amount', type: 'bigint', nullable: false },
+        { name: 'booth', type: 'string' },
+      ],
+      [
+        { name: 'id', type: 'bigint', nullable: false },
+        { name: 'amount', type: 'double', nullable: false },
+        { name: 'booth', type: 'string' },
+      ],
+      [
+        { name: 'id', type: 'bigint' },
+        { name: 'amount', type: 'double', nullable: false },
+        { name: 'booth', type: 'string' },
+      ],
+    ]);
+    expect(versions.map((v) => v.createdBy)).toEqual(['crawler', 'crawler', 'crawler', 'crawler']);
+  });
+
+  it('catalogs the lines that parse and reports the bad lines of a file with the first reason', async () => {
+    const good = pyLines([
+      { id: 1, name: 'a' },
+      { id: 2, name: 'b' },
+    ]);
+    await put(
+      'mydata/t/a.json',
+      `${good}{'id' 3, 'name': 'c'}\n\n{'id': 4, 'name': 'd}\n[1, 2]\n{'id': 5, 'name': 'e'}\n`,
+    );
+    await put('mydata/t/b.json', pyLines([{ id: 6, name: 'f' }]));
+    const result = await run();
+    expect(result.tables[0]).toMatchObject({ name: 't', format: 'python-dict', files: 2 });
+    expect(result.tables[0]?.columns).toEqual([
+      { name: 'id', type: 'bigint', nullable: false },
+      { name: 'name', type: 'string', nullable: false },
+    ]);
+    expect(result.skipped).toEqual([
+      {
+        key: 'mydata/t/a.json',
+        lines: 3,
+        reason:
+          "3 of 7 lines are neither a Python dict nor a JSON object (first: line 3: expected ':' after key, found '3' at column 7); the rest of the file is cataloged (the job quarantines such lines)",
+      },
+    ]);
+  });
+
+  it('reads at most maxLinesPerFile lines per file and says so in the notes', async () => {
+    await put('mydata/t/a.json', pyLines([{ a: 1 }, { a: 2 }, { a: 3 }, { a: 4, b: 'late' }]));
+    await put('mydata/t/b.json', pyLines([{ a: 5 }]));
+    const result = await crawl({
+      objectStore: t.backend.objectStore,
+      catalog: t.backend.catalog,
+      layer: 'analytical',
+      prefix: 'mydata/',
+      database: 'mydata',
+      maxLinesPerFile: 3,
+    });
+    const [table] = result.tables;
+    expect(table?.columns).toEqual([{ name: 'a', type: 'bigint', nullable: false }]);
+    expect(table?.notes).toEqual([
+      'python-dict: types and nullability inferred from the first 3 lines of each file; 1 of 2 files have more lines, not read',
+    ]);
+  });
+});
+
+describe('crawl: nullability of DuckDB-read formats', () => {
+  it('NDJSON: a missing key or a null makes a column nullable; date-like strings are noted', async () => {
+    await put('mydata/e/a.ndjson', ndjson([{ id: 1, day: '2023/08/13', note: 'x', meta: { x: 1 } }]));
+    await put('mydata/e/b.ndjson', ndjson([{ id: 2, day: '2023/08/14', meta: null }]));
+    const [table] = (await run()).tables;
+    expect(table?.columns).toEqual([
+      { name: 'id', type: 'bigint', nullable: false },
+      { name: 'day', type: 'string', nullable: false, comment: DATE_LIKE_COMMENT },
+      { name: 'note', type: 'string' },
+      { name: 'meta', type: 'struct<x:bigint>' },
+    ]);
+  });
+
+  it('CSV: an empty field makes a column nullable', async () => {
+    await put('mydata/p/a.csv', 'name,age,city\nAda,36,\nLinus,,Helsinki\nGrace,45,Arlington\n');
+    const [table] = (await run()).tables;
+    expect(table?.columns).toEqual([
+      { name: 'name', type: 'string', nullable: false },
+      { name: 'age', type: 'bigint' },
+      { name: 'city', type: 'string' },
+    ]);
+  });
+
+  it('Parquet: from null counts, a nested column by a count query, a file without the column', async () => {
+    await putParquet(
+      'mydata/q/a.parquet',
+      `SELECT i::BIGINT AS id, CASE WHEN i = 1 THEN NULL ELSE 'v' END AS s, {'x': i} AS st, [i] AS l FROM range(3) r(i)`,
+    );
+    await putParquet(
+      'mydata/q/b.parquet',
+      `SELECT 9::BIGINT AS id, 'w' AS s, NULL::STRUCT(x BIGINT) AS st, [9] AS l, 1.5 AS extra`,
+    );
+    const [table] = (await run()).tables;
+    expect(table?.columns).toEqual([
+      { name: 'id', type: 'bigint', nullable: false },
+      { name: 's', type: 'string' },
+      { name: 'st', type: 'struct<x:bigint>' },
+      { name: 'l', type: 'array<bigint>', nullable: false },
+      { name: 'extra', type: 'decimal(2,1)' },
+    ]);
+  });
+
+  it('a crawled column that gains NULLs is a new schema version', async () => {
+    await put('mydata/e/a.ndjson', ndjson([{ id: 1, kind: 'a' }]));
+    await run();
+    await put('mydata/e/b.ndjson', ndjson([{ id: 2, kind: null }]));
+    const [table] = (await run()).tables;
+    expect(table).toMatchObject({ change: 'evolved', schemaVersion: 2 });
+    expect(table?.columns).toEqual([
+      { name: 'id', type: 'bigint', nullable: false },
+      { name: 'kind', type: 'string' },
+    ]);
+  });
+});
+
+describe('classify: Python-dict lines', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'sluice-classify-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function file(name: string, content: string | Buffer): Promise<string> {
+    const p = path.join(dir, name);
+    await writeFile(p, content);
+    return p;
+  }
+
+  it('tells Python dict lines from JSON by content', async () => {
+    expect(await classify(await file('a.json', tollsPython()))).toBe('python-dict');
+    expect(await classify(await file('b.json', tollsNdjson()))).toBe('ndjson');
+    expect(await classify(await file('c.bin', gzipSync(tollsPython())))).toBe('python-dict');
+    expect(await classify(await file('d.json', '{"a": True, "b": None}\r\n'))).toBe('python-dict');
+    expect(await classify(await file('e.json', "\uFEFF\n  {'a': 1}"))).toBe('python-dict');
+  });
+
+  it('takes a first line cut by the 64 KiB head as Python when its first key is single-quoted', async () => {
+    expect(await classify(await file('f.json', `{'a': '${'x'.repeat(100_000)}'}\n`))).toBe('python-dict');
+  });
+
+  it('returns undefined for a first line that is neither', async () => {
+    expect(await classify(await file('g.json', "{'a': 1,, }\n{'a': 2}\n"))).toBeUndefined();
+    expect(await classify(await file('h.json', "{'a' 1}"))).toBeUndefined();
+    expect(await classify(await file('i.json', '{1, 2}\n'))).toBeUndefined();
+  });
+});
+
+describe('crawl: a value DuckDB did not sample', () => {
+  it('keeps the table, with every column nullable and a note, when the full count query fails', async () => {
+    const rows = Array.from({ length: 25_000 }, (_, i) => ({ id: i, v: i }));
+    await put(
+      'mydata/late/a.ndjson',
+      `${ndjson(rows)}${JSON.stringify({ id: 25_000, v: 'not a number' })}\n`,
+    );
+    const result = await run();
+    expect(result.skipped).toEqual([]);
+    const [table] = result.tables;
+    expect(table?.columns).toEqual([
+      { name: 'id', type: 'bigint' },
+      { name: 'v', type: 'bigint' },
+    ]);
+    expect(table?.notes).toEqual([
+      expect.stringMatching(/^nullability not determined for id, v \(all nullable\): /),
+    ]);
   });
 });

@@ -11,10 +11,12 @@ import type {
 } from '../../core/ports/catalog.ts';
 import type { LocalObjectFile, ObjectInfo, ObjectStore } from '../../core/ports/object-store.ts';
 import type { Column, ColumnType } from '../../core/schema.ts';
-import { diffColumns, isSameSchema } from '../../core/schema.ts';
-import { DuckDb, quoteString } from '../duckdb/duckdb.ts';
+import { diffColumns, isNullable, isSameSchema } from '../../core/schema.ts';
+import { DuckDb, quoteIdent, quoteString } from '../duckdb/duckdb.ts';
 import { fromDuckDbType } from '../duckdb/types.ts';
 import { isGzipFile } from '../ndjson/annotate-lines.ts';
+import { PythonLiteralError, parsePythonLiteral } from '../pydict/python-literal.ts';
+import { DATE_LIKE_COMMENT, inferLineFiles } from './infer-records.ts';
 
 /**
  * The crawler: catalogs data that arrived without a sluice writer (copied by hand, produced by
@@ -22,12 +24,28 @@ import { isGzipFile } from '../ndjson/annotate-lines.ts';
  *
  * Under `<layer>/<prefix>`, each folder is a table (`<prefix><table>/...`); inside it, Hive
  * `key=value/` folders are partitions. Each file is classified by its content, not its name
- * (Parquet by its `PAR1` magic; gzip is looked through; JSON arrays by a leading `[`; NDJSON by a
- * first line that is a JSON object; otherwise CSV), the schema is inferred by DuckDB over all of a
- * table's files (by column name), partition key types from their values (all integers: `int` or
- * `bigint`, else `string`), and the table and its partitions are registered. A schema that differs
- * from the cataloged one becomes a new schema version; a table written by a pipeline keeps its
- * declared column metadata when the crawl agrees with it.
+ * ({@link classify}: Parquet, JSON array, NDJSON, Python-dict lines, CSV; gzip is looked through).
+ * A table keeps its majority format (Python-dict lines and NDJSON count together, as one line
+ * parser reads both); other files are skipped with a reason.
+ *
+ * Columns: DuckDB infers Parquet, NDJSON/JSON and CSV over all of a table's files (by column name);
+ * Python-dict lines are parsed in JS ({@link inferLineFiles}: at most `maxLinesPerFile` lines per
+ * file, said in the table's `notes`), with the same rules as DuckDB's JSON reader. Integers stay
+ * `bigint` as DuckDB infers them (never narrowed to `int`: an id would change type, or break
+ * Athena, the day a value passes 2^31). A `string` column whose every value is a `YYYY/MM/DD` date
+ * gets the comment `date-like: YYYY/MM/DD` (ISO dates are already `date`). Every column gets its
+ * nullability: `nullable: false` when no file has a NULL or a missing value for it (Parquet: the
+ * row groups' null counts, or a count query when a file has no statistics; NDJSON/CSV: a count
+ * query over all files; Python-dict: the lines read). Partition key types come from their values
+ * (all integers: `int` or `bigint`, else `string`).
+ *
+ * A schema that differs from the cataloged one (a column added or removed, a type or a nullability
+ * changed) becomes a new schema version. A table written by a pipeline keeps its declared column
+ * metadata (comments, logical type, nullability) when the crawl agrees with it: same type, and
+ * no NULLs in a column declared NOT NULL (a declared nullable column with no NULLs agrees).
+ *
+ * Bad data never fails a crawl: unreadable files are skipped with the reason; a Python-dict file
+ * with bad lines is cataloged and the bad lines are counted in `skipped` (the job quarantines them).
  */
 
 /** Options of {@link crawl}. */
@@ -41,7 +59,14 @@ export interface CrawlOptions {
   readonly database: string;
   /** Recorded as the creator of new schema versions. */
   readonly createdBy?: string;
+  /** Only these table folders (names below `prefix`); others are neither crawled nor reported. */
+  readonly tables?: readonly string[];
+  /** Lines read per Python-dict file for inference (default {@link DEFAULT_MAX_LINES_PER_FILE}). */
+  readonly maxLinesPerFile?: number;
 }
+
+/** Default of {@link CrawlOptions.maxLinesPerFile}. */
+export const DEFAULT_MAX_LINES_PER_FILE = 10_000;
 
 /** What the crawler found for one table. */
 export interface CrawledTable {
@@ -55,13 +80,26 @@ export interface CrawledTable {
   readonly files: number;
   /** Partitions removed from the catalog because their folder has no data files any more. */
   readonly removedPartitions: number;
+  /** How the schema was inferred, when worth saying (sampled lines, nullability not determined). */
+  readonly notes: string[];
+}
+
+/** A file, a table or some lines of a file that were not cataloged, with the reason. */
+export interface SkippedItem {
+  readonly key: string;
+  readonly reason: string;
+  /**
+   * Set when the file itself is cataloged but this many of its lines are not (Python-dict or JSON
+   * lines that do not parse); the reason names the first one.
+   */
+  readonly lines?: number;
 }
 
 /** Result of {@link crawl}. */
 export interface CrawlResult {
   readonly tables: CrawledTable[];
-  /** Files or tables not cataloged, each with the reason. */
-  readonly skipped: { readonly key: string; readonly reason: string }[];
+  /** Files, tables or lines not cataloged, each with the reason. */
+  readonly skipped: SkippedItem[];
 }
 
 /**
@@ -72,20 +110,25 @@ export async function crawl(options: CrawlOptions): Promise<CrawlResult> {
   const { objectStore, layer } = options;
   const prefix =
     options.prefix.endsWith('/') || options.prefix === '' ? options.prefix : `${options.prefix}/`;
-  const skipped: { key: string; reason: string }[] = [];
+  const skipped: SkippedItem[] = [];
   const byTable = new Map<string, ObjectInfo[]>();
-  for await (const info of objectStore.list(layer, prefix)) {
-    const rest = info.key.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    if (slash === -1) {
-      skipped.push({
-        key: info.key,
-        reason: 'a file directly under the crawled folder: put each table in its own folder',
-      });
-      continue;
+  const listings = options.tables ? options.tables.map((table) => `${prefix}${table}/`) : [prefix];
+  for (const listing of listings) {
+    for await (const info of objectStore.list(layer, listing)) {
+      const rest = info.key.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (slash === -1) {
+        skipped.push({
+          key: info.key,
+          reason: 'a file directly under the crawled folder: put each table in its own folder',
+        });
+        continue;
+      }
+      const table = rest.slice(0, slash);
+      const list = byTable.get(table);
+      if (list) list.push(info);
+      else byTable.set(table, [info]);
     }
-    const table = rest.slice(0, slash);
-    byTable.set(table, [...(byTable.get(table) ?? []), info]);
   }
 
   const tables: CrawledTable[] = [];
@@ -115,7 +158,7 @@ async function crawlTable(
   name: string,
   tablePrefix: string,
   files: ObjectInfo[],
-  skipped: { key: string; reason: string }[],
+  skipped: SkippedItem[],
 ): Promise<CrawledTable | undefined> {
   const { objectStore, catalog, layer, database } = options;
   // Partition layout: every file's folders must be k=v with the same keys in the same order.
@@ -127,7 +170,9 @@ async function crawlTable(
       continue;
     }
     const layout = parsed.keys.join('/');
-    layouts.set(layout, [...(layouts.get(layout) ?? []), { info, values: parsed.values }]);
+    const list = layouts.get(layout);
+    if (list) list.push({ info, values: parsed.values });
+    else layouts.set(layout, [{ info, values: parsed.values }]);
   }
   const [layout, entries] = [...layouts.entries()].sort((a, b) => b[1].length - a[1].length)[0] ?? [];
   if (layout === undefined || !entries) return undefined;
@@ -152,7 +197,10 @@ async function crawlTable(
       opened.push(local);
       const format = await classify(local.path);
       if (!format) {
-        skipped.push({ key: entry.info.key, reason: 'content is not Parquet, JSON or CSV' });
+        skipped.push({
+          key: entry.info.key,
+          reason: 'content is not Parquet, JSON or CSV (nor Python dict lines)',
+        });
         continue;
       }
       if (format !== 'parquet' && (await isGzipFile(local.path)) && !entry.info.key.endsWith('.gz')) {
@@ -165,35 +213,81 @@ async function crawlTable(
       }
       classified.push({ ...entry, path: local.path, format });
     }
-    // NDJSON and JSON array files are one format (`ndjson`): DuckDB's JSON reader detects which per file.
+    // NDJSON and JSON array files are one format (`ndjson`): DuckDB's JSON reader detects which per
+    // file. NDJSON files also count for (and join) a table of Python-dict lines: its parser reads both.
     const tableFormatOf = (f: TableFormat | 'array'): TableFormat => (f === 'array' ? 'ndjson' : f);
     const counts = new Map<TableFormat, number>();
     for (const c of classified)
       counts.set(tableFormatOf(c.format), (counts.get(tableFormatOf(c.format)) ?? 0) + 1);
+    const pythonDict = counts.get('python-dict');
+    if (pythonDict !== undefined) {
+      counts.set('python-dict', pythonDict + classified.filter((c) => c.format === 'ndjson').length);
+    }
     const format = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
     if (!format) return undefined;
-    const chosen = classified.filter((c) => tableFormatOf(c.format) === format);
+    const belongs = (f: TableFormat | 'array') =>
+      tableFormatOf(f) === format || (format === 'python-dict' && f === 'ndjson');
+    const chosen = classified.filter((c) => belongs(c.format));
     for (const c of classified) {
-      if (tableFormatOf(c.format) !== format)
+      if (!belongs(c.format))
         skipped.push({ key: c.info.key, reason: `format ${c.format} differs from the table's (${format})` });
     }
 
-    const list = `[${chosen.map((c) => quoteString(c.path)).join(', ')}]`;
-    const reader =
-      format === 'parquet'
-        ? `read_parquet(${list}, union_by_name = true, hive_partitioning = false)`
-        : format === 'csv'
-          ? `read_csv_auto(${list}, union_by_name = true, hive_partitioning = false)`
-          : `read_json_auto(${list}, union_by_name = true, hive_partitioning = false, format = 'auto')`;
-    const described = await db.all(`DESCRIBE SELECT * FROM ${reader}`);
-    const inferred: Column[] = described.rows
-      .map((row) => ({ name: String(row.column_name), ...fromDuckDbType(String(row.column_type)) }))
-      .filter((c) => !keys.includes(c.name));
-
+    const notes: string[] = [];
+    let inferred: Column[];
     const rowsByPath = new Map<string, number>();
-    if (format === 'parquet') {
-      const meta = await db.all(`SELECT file_name, num_rows FROM parquet_file_metadata(${list})`);
-      for (const row of meta.rows) rowsByPath.set(String(row.file_name), Number(row.num_rows));
+    if (format === 'python-dict') {
+      const maxLines = options.maxLinesPerFile ?? DEFAULT_MAX_LINES_PER_FILE;
+      const read = await inferLineFiles(
+        chosen.map((c) => ({ path: c.path, gzip: c.info.key.endsWith('.gz') })),
+        maxLines,
+      );
+      inferred = read.columns.filter((c) => !keys.includes(c.name));
+      let truncated = 0;
+      for (const [i, report] of read.files.entries()) {
+        const key = chosen[i]?.info.key ?? report.path;
+        if (report.truncated) truncated++;
+        else if (report.bad === 0 && report.readError === undefined)
+          rowsByPath.set(report.path, report.records);
+        if (report.bad > 0) {
+          const first = report.firstBad
+            ? ` (first: line ${report.firstBad.line}: ${report.firstBad.reason})`
+            : '';
+          skipped.push({
+            key,
+            reason: `${report.bad} of ${report.lines} lines${report.truncated ? ' read' : ''} are neither a Python dict nor a JSON object${first}; the rest of the file is cataloged (the job quarantines such lines)`,
+            lines: report.bad,
+          });
+        }
+        if (report.readError !== undefined) {
+          skipped.push({
+            key,
+            reason: `reading stopped after line ${report.lines}: ${report.readError}; the lines before it are cataloged`,
+          });
+        }
+      }
+      if (truncated > 0) {
+        notes.push(
+          `python-dict: types and nullability inferred from the first ${maxLines.toLocaleString('en-US')} lines of each file; ${truncated} of ${chosen.length} files have more lines, not read`,
+        );
+      }
+    } else {
+      const list = `[${chosen.map((c) => quoteString(c.path)).join(', ')}]`;
+      const reader =
+        format === 'parquet'
+          ? `read_parquet(${list}, union_by_name = true, hive_partitioning = false)`
+          : format === 'csv'
+            ? `read_csv_auto(${list}, union_by_name = true, hive_partitioning = false)`
+            : `read_json_auto(${list}, union_by_name = true, hive_partitioning = false, format = 'auto')`;
+      const described = await db.all(`DESCRIBE SELECT * FROM ${reader}`);
+      const columns: Column[] = described.rows
+        .map((row) => ({ name: String(row.column_name), ...fromDuckDbType(String(row.column_type)) }))
+        .filter((c) => !keys.includes(c.name));
+      if (format === 'parquet') {
+        const meta = await db.all(`SELECT file_name, num_rows FROM parquet_file_metadata(${list})`);
+        for (const row of meta.rows) rowsByPath.set(String(row.file_name), Number(row.num_rows));
+      }
+      inferred = await withNullability(db, format, list, reader, columns, notes);
     }
 
     const partitionKeys: Column[] = keys.map((key, i) => ({
@@ -203,10 +297,14 @@ async function crawlTable(
     const tableFormat: TableFormat = format;
     const existing = await catalog.getTable(database, name);
     const columns = existing ? mergeColumns(existing, inferred) : inferred;
+    // A pipeline's table keeps its declared column order; a crawled one also takes new comments.
+    const comments = new Map(existing?.columns.map((c) => [c.name, c.comment]));
     const sameAsExisting =
       existing !== undefined &&
-      isSameSchema(diffColumns(existing.columns, inferred)) &&
-      isSameSchema(diffColumns(existing.partitionKeys, partitionKeys));
+      existing.format === tableFormat &&
+      isSameSchema(diffColumns(existing.columns, columns)) &&
+      isSameSchema(diffColumns(existing.partitionKeys, partitionKeys)) &&
+      (existing.managedBy === 'pipeline' || columns.every((c) => comments.get(c.name) === c.comment));
     let table: CatalogTable;
     let change: CrawledTable['change'] = 'unchanged';
     if (existing && sameAsExisting) {
@@ -269,19 +367,113 @@ async function crawlTable(
       partitions: keys.length > 0 ? partitions.size : 0,
       files: chosen.length,
       removedPartitions: removed,
+      notes,
     };
   } finally {
     for (const local of opened) await local.release();
   }
 }
 
-/** Keeps the cataloged metadata (comments, nullability, JSON logical type) of columns whose type the crawl confirms. */
+/**
+ * The crawled columns, keeping the cataloged metadata (comments, nullability, JSON logical type) of
+ * a pipeline-managed table's columns the crawl agrees with: same type and logical type, and the
+ * column is nullable or the crawl found no NULLs in it. A crawler-managed table takes the crawl's
+ * columns as they are.
+ */
 function mergeColumns(existing: CatalogTable, inferred: readonly Column[]): Column[] {
+  if (existing.managedBy !== 'pipeline') return [...inferred];
   const known = new Map(existing.columns.map((c) => [c.name, c]));
   return inferred.map((c) => {
     const old = known.get(c.name);
-    return old && old.type === c.type && (old.logicalType ?? null) === (c.logicalType ?? null) ? old : c;
+    if (!old || old.type !== c.type || (old.logicalType ?? null) !== (c.logicalType ?? null)) return c;
+    return isNullable(old) || !isNullable(c) ? old : c;
   });
+}
+
+/**
+ * `columns` with their nullability (`nullable: false` when no row has a NULL), and the
+ * date-like comment on `string` columns whose every value is `YYYY/MM/DD`. Parquet: from the row
+ * groups' null counts where every file has statistics for the (top-level, scalar) column, else by a
+ * count query. NDJSON/CSV: one count query over all files. When the query fails (a value DuckDB's
+ * sample did not foresee), columns stay nullable and a note says why.
+ */
+async function withNullability(
+  db: DuckDb,
+  format: TableFormat,
+  list: string,
+  reader: string,
+  columns: readonly Column[],
+  notes: string[],
+): Promise<Column[]> {
+  const nulls = new Map<string, boolean>(); // column name -> has NULLs
+  const dateLike = new Set<string>();
+  let toCount: Column[] = [...columns];
+  if (format === 'parquet') {
+    const meta = await db.all(
+      `SELECT file_name, path_in_schema, sum(stats_null_count)::BIGINT AS nulls,
+         count(*) FILTER (WHERE stats_null_count IS NULL)::BIGINT AS unknown
+       FROM parquet_metadata(${list}) GROUP BY ALL`,
+    );
+    const files = await db.all(`SELECT file_name, num_rows FROM parquet_file_metadata(${list})`);
+    const stats = new Map<string, { nulls: number; unknown: number }>();
+    for (const row of meta.rows)
+      stats.set(`${String(row.file_name)}\u0000${String(row.path_in_schema)}`, {
+        nulls: Number(row.nulls ?? 0),
+        unknown: Number(row.unknown),
+      });
+    toCount = [];
+    for (const column of columns) {
+      if (/^(array|map|struct)</.test(column.type)) {
+        toCount.push(column);
+        continue;
+      }
+      let hasNulls = false;
+      let unknown = false;
+      for (const file of files.rows) {
+        if (Number(file.num_rows) === 0) continue;
+        const s = stats.get(`${String(file.file_name)}\u0000${column.name}`);
+        if (!s)
+          hasNulls = true; // the file has no such column: NULL in its rows
+        else if (s.unknown > 0) unknown = true;
+        else if (s.nulls > 0) hasNulls = true;
+      }
+      if (unknown && !hasNulls) toCount.push(column);
+      else nulls.set(column.name, hasNulls);
+    }
+  }
+  if (toCount.length > 0) {
+    const slashDates =
+      format === 'parquet' ? [] : toCount.filter((c) => c.type === 'string' && !c.logicalType);
+    const select = [
+      'count(*)::BIGINT AS n',
+      ...toCount.map((c, i) => `count(${quoteIdent(c.name)})::BIGINT AS c${i}`),
+      ...slashDates.map(
+        (c, i) =>
+          `count(*) FILTER (WHERE regexp_full_match(${quoteIdent(c.name)}, '[0-9]{4}/[0-9]{2}/[0-9]{2}') AND try_strptime(${quoteIdent(c.name)}, '%Y/%m/%d') IS NOT NULL)::BIGINT AS d${i}`,
+      ),
+    ];
+    try {
+      const result = await db.all(`SELECT ${select.join(', ')} FROM ${reader}`);
+      const row = result.rows[0] ?? {};
+      const n = Number(row.n);
+      toCount.forEach((c, i) => {
+        nulls.set(c.name, Number(row[`c${i}`]) < n);
+      });
+      slashDates.forEach((c, i) => {
+        const present = Number(row[`c${toCount.indexOf(c)}`]);
+        if (present > 0 && Number(row[`d${i}`]) === present) dateLike.add(c.name);
+      });
+    } catch (error) {
+      notes.push(
+        `nullability not determined for ${toCount.map((c) => c.name).join(', ')} (all nullable): ${(error as Error).message.split('\n')[0]}`,
+      );
+    }
+  }
+  return columns.map((c) => ({
+    ...c,
+    ...(nulls.get(c.name) === false ? { nullable: false } : {}),
+    ...(dateLike.has(c.name) ? { comment: DATE_LIKE_COMMENT } : {}),
+  }));
 }
 
 function sameKeys(a: readonly Column[], b: readonly Column[]): boolean {
@@ -296,8 +488,12 @@ function inferKeyType(values: readonly string[]): ColumnType {
 }
 
 /**
- * Classifies a file by its first bytes (looking through gzip): `parquet`, `array` (a JSON array),
- * `ndjson`, `csv`, or `undefined` when it is none of these.
+ * Classifies a file by its first 64 KiB (looking through gzip): `parquet` (`PAR1` magic), `array`
+ * (a JSON array: a leading `[`), `ndjson` (a first non-blank line that is a JSON object),
+ * `python-dict` (a first non-blank line that is a Python dict literal but not JSON, such as
+ * `{'id': 1, 'ok': True}`), `csv` (a first line with a delimiter and no NUL byte), or `undefined`
+ * when it is none of these. A first line cut by the 64 KiB is taken as `python-dict` when its
+ * first key is single-quoted, else as `ndjson`.
  */
 export async function classify(path: string): Promise<TableFormat | 'array' | undefined> {
   const handle = await open(path, 'r');
@@ -326,7 +522,18 @@ export async function classify(path: string): Promise<TableFormat | 'array' | un
       const value: unknown = JSON.parse(firstLine);
       return value !== null && typeof value === 'object' ? 'ndjson' : undefined;
     } catch {
-      return firstLine.length === trimmed.length ? 'ndjson' : undefined;
+      // not JSON: a Python dict repr?
+    }
+    try {
+      const value = parsePythonLiteral(firstLine);
+      return value !== null && typeof value === 'object' && !Array.isArray(value) ? 'python-dict' : undefined;
+    } catch (error) {
+      if (firstLine.length !== trimmed.length) return undefined;
+      // The only line in the head: cut by the 64 KiB, or a one-line file without a newline.
+      if (/^\{\s*'/.test(firstLine)) {
+        return error instanceof PythonLiteralError && error.incomplete ? 'python-dict' : undefined;
+      }
+      return 'ndjson';
     }
   }
   const firstLine = trimmed.split('\n', 1)[0] ?? '';
