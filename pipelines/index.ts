@@ -3,6 +3,8 @@ import { gharchivePipeline } from './gharchive/definition.ts';
 import { gharchiveHandlers } from './gharchive/functions.ts';
 import { hashtagsPipeline } from './hashtags/definition.ts';
 import { hashtagsHandlers } from './hashtags/functions.ts';
+import { tollsPipeline } from './tolls/definition.ts';
+import { tollsHandlers } from './tolls/functions.ts';
 
 /**
  * The reference pipelines shipped with sluice, by name: definitions and function handlers. Each
@@ -11,6 +13,7 @@ import { hashtagsHandlers } from './hashtags/functions.ts';
 export const pipelineModules: Readonly<Record<string, PipelineModule>> = {
   gharchive: { definition: gharchivePipeline, handlers: gharchiveHandlers },
   hashtags: { definition: hashtagsPipeline, handlers: hashtagsHandlers },
+  tolls: { definition: tollsPipeline, handlers: tollsHandlers },
 };
 
 /** The shipped pipeline definitions, by name. */

@@ -7,11 +7,13 @@ import { registerConfig } from './commands/config.ts';
 import { registerCrawl } from './commands/crawl.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerExecutions } from './commands/executions.ts';
+import { registerGenerate } from './commands/generate.ts';
 import { registerQuery } from './commands/query.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerSchedules } from './commands/schedules.ts';
 import { registerUp } from './commands/up.ts';
+import { registerWarehouse } from './commands/warehouse.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -40,7 +42,9 @@ Exit codes: docs/cli.md.`,
     );
   registerDemo(program);
   registerRun(program);
+  registerGenerate(program);
   registerQuery(program);
+  registerWarehouse(program);
   registerCatalog(program);
   registerRuns(program);
   registerCrawl(program);

@@ -51,6 +51,11 @@ export interface PipelineDefinition {
   readonly source: SourceDefinition;
   readonly steps: readonly StepDefinition[];
   readonly datasets: readonly DatasetDefinition[];
+  /**
+   * Warehouse tables it loads (Redshift-compatible DDL). A pipeline with any needs the warehouse:
+   * `sluice up` and `sluice demo` start the local one.
+   */
+  readonly warehouseTables?: readonly WarehouseTableDefinition[];
   /** Named queries over its datasets (views in `sluice query`; Athena named queries on AWS). */
   readonly queries?: readonly NamedQuery[];
   readonly functions?: readonly FunctionDefinition[];
@@ -59,6 +64,13 @@ export interface PipelineDefinition {
   readonly triggers?: readonly TriggerDefinition[];
   /** Configuration keys and their defaults (`sluice config set <pipeline> <key> <value>`). */
   readonly config?: { readonly [key: string]: ConfigEntry };
+}
+
+/** A warehouse table of a pipeline. */
+export interface WarehouseTableDefinition {
+  readonly name: string;
+  /** `CREATE TABLE IF NOT EXISTS ...` in the SQL subset PostgreSQL and Redshift share. */
+  readonly ddl: string;
 }
 
 /** Reads a pipeline's configuration as it is now (changes arrive without a restart). */

@@ -4,6 +4,9 @@ import type { Command } from 'commander';
 import { openContext, resolveHome } from '../context.ts';
 import { formatBytes, formatCount, formatDuration, formatTable } from '../output.ts';
 
+/** The bundled tolls sample: the original's own file, 80 Python-dict lines. */
+const TOLLS_SAMPLE = 'sample_data_toll_application.first80.json';
+
 /** Directory of the bundled real samples (`examples/data/`). */
 export const EXAMPLES_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -33,7 +36,13 @@ v2 search pages) through the producer filter (retweets of English tweets with mo
 retweets and a hashtag), the stream, landing CSV, staging (clean text, VADER sentiment, one row
 per hashtag) into hashtags.hashtag_data, then shows the top hashtags with their sentiment.
 
-Re-running the demo is idempotent: hours and capture files already loaded are not loaded twice.`,
+tolls: lands the original project's sample file (examples/data/tolls, 80 transactions written as
+Python dict reprs) into landing/tolls/, whose object-created event runs the tolls-load workflow:
+crawl into the catalog, job (casts, NOT NULL checks, quarantine), COPY into toll_table in a local
+PostgreSQL started for the demo (and stopped at the end); then revenue per booth.
+
+Re-running the demo is idempotent: hours, capture files and toll files already loaded are not
+loaded twice.`,
     )
     .action(async (flags: DemoFlags) => {
       const started = Date.now();
@@ -78,6 +87,28 @@ Re-running the demo is idempotent: hours and capture files already loaded are no
         const { bundledSamples } = await import('../../../pipelines/hashtags/sources.ts');
         const { printStage } = await import('./run-hashtags.ts');
         await runHashtags(ctx, { source: { kind: 'replay', files: bundledSamples() }, onStage: printStage });
+        out();
+        out(
+          'tolls: bundled toll transactions (examples/data/tolls) -> landing -> trigger -> crawl -> job -> COPY into the warehouse',
+        );
+        const { executeTolls, printTollsExecution } = await import('./run-tolls.ts');
+        const tolls = await executeTolls(ctx, { inputs: [path.join(EXAMPLES_DIR, 'tolls', TOLLS_SAMPLE)] });
+        printTollsExecution(tolls.landed, tolls.execution);
+        if (tolls.execution.status === 'SUCCEEDED') {
+          const warehouse = await backend.openWarehouse();
+          try {
+            const revenueSql =
+              'SELECT toll_booth, count(*) AS transactions, round(sum(transaction_amount)::numeric, 2) AS revenue FROM toll_table GROUP BY toll_booth ORDER BY revenue DESC';
+            const revenue = await warehouse.query(revenueSql);
+            out();
+            out(`$ sluice query --warehouse "${revenueSql}"`);
+            out(formatTable(revenue.columns, revenue.rows));
+          } finally {
+            await warehouse.close();
+          }
+        } else {
+          process.exitCode = 1;
+        }
         const { allNamedQueries } = await import('./query.ts');
         const engine = await backend.openQueryEngine({ namedQueries: allNamedQueries() });
         try {

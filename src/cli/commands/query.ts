@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { pipelines } from '../../../pipelines/index.ts';
 import { UsageError } from '../../core/errors.ts';
+import type { QueryResult } from '../../core/ports/query-engine.ts';
 import { bindNamedQuery, type NamedQuery, namedQueryName } from '../../core/query.ts';
 import { openContext, resolveHome } from '../context.ts';
 import { formatTable, printJson } from '../output.ts';
@@ -11,6 +12,7 @@ interface QueryFlags {
   maxRows?: string;
   param?: string[];
   list?: boolean;
+  warehouse?: boolean;
 }
 
 /** Every shipped pipeline's named queries. */
@@ -61,6 +63,10 @@ export function registerQuery(program: Command): void {
       'a named query parameter, e.g. --param since=2026-11-01 --param limit=5 (timestamps are UTC)',
     )
     .option('--list', 'list the named queries shipped with the pipelines and their parameters')
+    .option(
+      '--warehouse',
+      "run the statement in the warehouse instead (PostgreSQL locally, Redshift on AWS; `sluice warehouse`): $SLUICE_WAREHOUSE_URL, else the home's server, started for this query when it is not running",
+    )
     .addHelpText(
       'after',
       `
@@ -71,6 +77,8 @@ Examples:
   sluice query hashtags.top_hashtags --param since=2026-11-01 --param limit=10
   sluice query "SELECT * FROM hashtags.hashtag_sentiment WHERE mentions >= 3"
   sluice query --list
+  sluice query --warehouse "SELECT toll_booth, count(*) AS n, sum(transaction_amount) FROM toll_table GROUP BY 1 ORDER BY n DESC"
+  sluice query --warehouse "SELECT * FROM toll_table ORDER BY transaction_id" --max-rows 20
 
 Partition columns (year, month, dayofmonth) are regular columns; filtering on them reads only
 the matching partitions. \`sluice catalog\` lists the tables.`,
@@ -83,6 +91,11 @@ the matching partitions. \`sluice catalog\` lists the tables.`,
       }
       if (statement === undefined)
         throw new UsageError('sluice query needs a SQL statement or a named query (sluice query --list)');
+      if (flags.warehouse) {
+        if (flags.param?.length) throw new UsageError('--param applies to named queries, not to --warehouse');
+        await queryWarehouse(statement, flags);
+        return;
+      }
       const namedQuery = named.find((q) => namedQueryName(q) === statement.trim());
       const params = parseParams(flags.param ?? []);
       if (!namedQuery && Object.keys(params).length > 0) {
@@ -101,15 +114,7 @@ the matching partitions. \`sluice catalog\` lists the tables.`,
       try {
         const engine = await backend.openQueryEngine({ namedQueries: named });
         try {
-          const result = await engine.query(sql, flags.json ? {} : { maxRows });
-          if (flags.json) {
-            printJson(result.rows);
-            return;
-          }
-          process.stdout.write(`${formatTable(result.columns, result.rows)}\n`);
-          process.stdout.write(
-            `(${result.rows.length} row${result.rows.length === 1 ? '' : 's'}${result.truncated ? `, more not shown: --max-rows or --json` : ''})\n`,
-          );
+          printResult(await engine.query(sql, flags.json ? {} : { maxRows }), flags.json);
         } finally {
           await engine.close();
         }
@@ -117,4 +122,33 @@ the matching partitions. \`sluice catalog\` lists the tables.`,
         await close();
       }
     });
+}
+
+function printResult(result: QueryResult, json: boolean | undefined): void {
+  if (json) {
+    printJson(result.rows);
+    return;
+  }
+  process.stdout.write(`${formatTable(result.columns, result.rows)}\n`);
+  process.stdout.write(
+    `(${result.rows.length} row${result.rows.length === 1 ? '' : 's'}${result.truncated ? `, more not shown: --max-rows or --json` : ''})\n`,
+  );
+}
+
+/** `sluice query --warehouse "SQL"`: one statement in the warehouse; SQL errors exit 6 (WarehouseError). */
+async function queryWarehouse(sql: string, flags: QueryFlags): Promise<void> {
+  const maxRows = flags.maxRows !== undefined ? Number(flags.maxRows) : 100;
+  if (!Number.isInteger(maxRows) || maxRows < 0)
+    throw new UsageError(`--max-rows ${flags.maxRows}: expected a whole number of rows`);
+  const { backend, close } = await openContext({ home: resolveHome(flags.home), progress: false });
+  try {
+    const warehouse = await backend.openWarehouse();
+    try {
+      printResult(await warehouse.query(sql, [], flags.json ? {} : { maxRows }), flags.json);
+    } finally {
+      await warehouse.close();
+    }
+  } finally {
+    await close();
+  }
 }

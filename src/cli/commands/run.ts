@@ -34,7 +34,7 @@ export function registerRun(program: Command): void {
     )
     .option(
       '--input <file...>',
-      'hashtags: capture files to replay (v1.1 stream NDJSON, v1.1 REST array, v1.1 search, v2 pages)',
+      'hashtags: capture files to replay (v1.1 stream NDJSON, v1.1 REST array, v1.1 search, v2 pages); tolls: transaction files to land (default: one generated file)',
     )
     .option(
       '--seconds <n>',
@@ -56,7 +56,12 @@ the stream, landing CSV, staging (clean text, VADER sentiment, one row per hasht
 hashtags.hashtag_data, and prints the counts of every stage. A file whose content was replayed
 before is skipped (--again replays it anyway): re-runs never duplicate rows.
 
+tolls lands --input files (or one generated file) into landing/tolls/ and runs the tolls-load
+workflow on them: crawl -> job (cast, NOT NULL checks, quarantine) -> COPY into the warehouse
+toll_table, once per file content. The local PostgreSQL warehouse starts when needed.
+
 Examples:
+  sluice run tolls --input examples/data/tolls/sample_data_toll_application.first80.json
   sluice run hashtags --input examples/data/hashtags/v1_user_timeline_63.json
   sluice run hashtags --input a.ndjson b.jsonl --rate 50 --json
   TWITTER_BEARER_TOKEN=... sluice run hashtags --seconds 120
@@ -69,6 +74,11 @@ Exit codes: 0 ok (also when stopped at an unpublished hour), 3 a source file was
 holds the pipeline's lease. See docs/cli.md.`,
     )
     .action(async (pipeline: string, flags: RunFlags) => {
+      if (pipeline === 'tolls') {
+        const { runTollsCommand } = await import('./run-tolls.ts');
+        await runTollsCommand(flags);
+        return;
+      }
       if (pipeline === 'hashtags') {
         const { runHashtagsCommand } = await import('./run-hashtags.ts');
         await runHashtagsCommand(flags);

@@ -63,6 +63,19 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
           ),
       });
       out(`sluice up (home ${home}): ${Object.keys(pipelineModules).join(', ')}`);
+      // Pipelines that load a warehouse get it started now (and stopped with the stack, unless
+      // it was already running or is SLUICE_WAREHOUSE_URL), not on the first file.
+      const needsWarehouse = Object.values(pipelineModules).filter(
+        (m) => (m.definition.warehouseTables ?? []).length > 0,
+      );
+      if (needsWarehouse.length > 0) {
+        const warehouse = await backend.openWarehouse();
+        await warehouse.query('SELECT 1');
+        await warehouse.close();
+        out(
+          `  warehouse ${warehouse.engine} ready for ${needsWarehouse.map((m) => m.definition.name).join(', ')}`,
+        );
+      }
       for (const info of await stack.scheduler.describe(1)) {
         out(
           `  schedule ${info.schedule.name}: ${info.schedule.expression} -> ${info.schedule.workflow}, next ${info.next[0]?.toISOString() ?? 'never'}`,
