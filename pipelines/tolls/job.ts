@@ -1,10 +1,14 @@
-import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { createGunzip } from 'node:zlib';
 import { stringify } from 'csv-stringify/sync';
 import type { PipelineContext } from '../../src/core/context.ts';
 import type { ObjectRef } from '../../src/core/layer.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { reconcile } from '../../src/core/run.ts';
+import { isGzipFile } from '../../src/engines/ndjson/annotate-lines.ts';
 import { parseJsonOrPythonLine } from '../../src/engines/pydict/python-literal.ts';
 import { quarantineKey, stagingKey, TOLL_COLUMNS } from './definition.ts';
 
@@ -56,60 +60,135 @@ export async function runJob(
   input: { landing: ObjectRef; runId: string },
 ): Promise<JobFileResult> {
   const { objectStore } = ctx.backend;
-  let bytes = Buffer.from(await objectStore.getBytes(input.landing));
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
-  const rows: TollRow[] = [];
-  const bad: string[] = [];
-  let read = 0;
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  let start = 0;
-  let line = 0;
-  while (start < bytes.length) {
-    let end = bytes.indexOf(0x0a, start);
-    if (end === -1) end = bytes.length;
-    line++;
-    const raw = bytes.subarray(start, end > start && bytes[end - 1] === 0x0d ? end - 1 : end);
-    start = end + 1;
-    if (raw.length === 0 || raw.every((b) => b === 0x20 || b === 0x09)) continue;
-    read++;
-    let text: string;
-    try {
-      text = decoder.decode(raw);
-    } catch {
-      bad.push(quarantined(input, line, 'not valid UTF-8', raw.toString('latin1')));
-      continue;
+  const local = await objectStore.localPath(input.landing);
+  const stagingScratch = await objectStore.scratchDir('staging');
+  const quarantineScratch = await objectStore.scratchDir('quarantine');
+  try {
+    const gzip = await isGzipFile(local.path);
+    const hash = createHash('sha256');
+    if (gzip) for await (const chunk of createReadStream(local.path)) hash.update(chunk as Buffer);
+    const stagingFile = new BufferedFile(path.join(stagingScratch.path, 'rows.csv'));
+    const quarantineFile = new BufferedFile(path.join(quarantineScratch.path, 'rejected.ndjson'));
+    let batch: TollRow[] = [];
+    const flushRows = async () => {
+      if (batch.length === 0) return;
+      await stagingFile.write(
+        stringify(batch, {
+          quoted_string: true,
+          record_delimiter: 'unix',
+          cast: { bigint: (v) => v.toString() },
+        }),
+      );
+      batch = [];
+    };
+    let read = 0;
+    let loaded = 0;
+    let rejected = 0;
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const source = gzip
+      ? createReadStream(local.path).pipe(createGunzip())
+      : hashing(createReadStream(local.path), hash);
+    for await (const { line, bytes } of splitLines(source)) {
+      if (bytes.length === 0 || bytes.every((b) => b === 0x20 || b === 0x09)) continue;
+      read++;
+      let text: string;
+      try {
+        text = decoder.decode(bytes);
+      } catch {
+        rejected++;
+        await quarantineFile.write(
+          `${quarantined(input, line, 'not valid UTF-8', bytes.toString('latin1'))}\n`,
+        );
+        continue;
+      }
+      const row = toRow(line === 1 ? text.replace(/^\uFEFF/, '') : text);
+      if (typeof row === 'string') {
+        rejected++;
+        await quarantineFile.write(`${quarantined(input, line, row, text)}\n`);
+      } else {
+        batch.push(row);
+        loaded++;
+        if (batch.length >= 10_000) await flushRows();
+      }
     }
-    const row = toRow(text.replace(/^\uFEFF/, ''));
-    if (typeof row === 'string') bad.push(quarantined(input, line, row, text));
-    else rows.push(row);
+    await flushRows();
+    await stagingFile.close();
+    await quarantineFile.close();
+    const sha256 = hash.digest('hex');
+    const at = ctx.clock.now();
+    let staging: ObjectRef | undefined;
+    if (loaded > 0) {
+      staging = { layer: 'staging', key: stagingKey(input.landing.key, sha256) };
+      await objectStore.putFile(staging, stagingFile.path, { move: true });
+    }
+    let quarantine: ObjectRef | undefined;
+    if (rejected > 0) {
+      quarantine = { layer: 'quarantine', key: quarantineKey(input.landing.key, sha256, at) };
+      await objectStore.putFile(quarantine, quarantineFile.path, { move: true });
+    }
+    const counts: RecordCounts = { read, loaded, duplicates: 0, quarantined: rejected };
+    reconcile(counts);
+    return {
+      sourceKey: input.landing.key,
+      sha256,
+      counts,
+      ...(staging ? { staging } : {}),
+      ...(quarantine ? { quarantine } : {}),
+    };
+  } finally {
+    await local.release();
+    await stagingScratch.release();
+    await quarantineScratch.release();
   }
+}
 
-  const at = ctx.clock.now();
-  let staging: ObjectRef | undefined;
-  if (rows.length > 0) {
-    staging = { layer: 'staging', key: stagingKey(input.landing.key, sha256) };
-    const csv = stringify(rows, {
-      quoted_string: true,
-      record_delimiter: 'unix',
-      cast: { bigint: (v) => v.toString() },
-    });
-    await objectStore.put(staging, csv);
+/** Passes chunks through while hashing them. */
+async function* hashing(source: AsyncIterable<Buffer | string>, hash: Hash): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    hash.update(buffer);
+    yield buffer;
   }
-  let quarantine: ObjectRef | undefined;
-  if (bad.length > 0) {
-    quarantine = { layer: 'quarantine', key: quarantineKey(input.landing.key, sha256, at) };
-    await objectStore.put(quarantine, `${bad.join('\n')}\n`);
+}
+
+/** Physical lines (without `\n` or `\r\n`) with their 1-based numbers; memory bounded by the longest line. */
+async function* splitLines(
+  source: AsyncIterable<Buffer | string>,
+): AsyncGenerator<{ line: number; bytes: Buffer }> {
+  let carry: Buffer = Buffer.alloc(0);
+  let line = 0;
+  for await (const chunk of source) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const data = carry.length > 0 ? Buffer.concat([carry, buffer]) : buffer;
+    let start = 0;
+    for (let nl = data.indexOf(0x0a, start); nl !== -1; nl = data.indexOf(0x0a, start)) {
+      line++;
+      yield { line, bytes: data.subarray(start, nl > start && data[nl - 1] === 0x0d ? nl - 1 : nl) };
+      start = nl + 1;
+    }
+    carry = data.subarray(start);
   }
-  const counts: RecordCounts = { read, loaded: rows.length, duplicates: 0, quarantined: bad.length };
-  reconcile(counts);
-  return {
-    sourceKey: input.landing.key,
-    sha256,
-    counts,
-    ...(staging ? { staging } : {}),
-    ...(quarantine ? { quarantine } : {}),
-  };
+  if (carry.length > 0) {
+    line++;
+    yield { line, bytes: carry[carry.length - 1] === 0x0d ? carry.subarray(0, -1) : carry };
+  }
+}
+
+/** A file written through a stream, awaiting back-pressure; created on the first write. */
+class BufferedFile {
+  private stream: WriteStream | undefined;
+  constructor(readonly path: string) {}
+  async write(text: string): Promise<void> {
+    this.stream ??= createWriteStream(this.path);
+    if (!this.stream.write(text)) await once(this.stream, 'drain');
+  }
+  async close(): Promise<void> {
+    if (!this.stream) return;
+    const stream = this.stream;
+    await new Promise<void>((resolve, reject) =>
+      stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
+    );
+  }
 }
 
 function quarantined(
