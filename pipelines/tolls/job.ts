@@ -225,6 +225,8 @@ export function toRow(text: string): TollRow | string {
     if (v === undefined || v === null) return `missing ${column} (NOT NULL in toll_table)`;
     if (typeof v === 'object') return `${column} is not text: ${JSON.stringify(v).slice(0, 80)}`;
     const s = String(v);
+    // A varchar cannot hold U+0000 (PostgreSQL and Redshift): COPY would reject the whole file.
+    if (s.includes('\u0000')) return `${column} contains a NUL character (not storable in varchar)`;
     if (Buffer.byteLength(s) > MAX_VARCHAR_BYTES) {
       return `${column} is ${Buffer.byteLength(s)} bytes, over varchar(${MAX_VARCHAR_BYTES})`;
     }
@@ -261,6 +263,11 @@ function castDouble(v: unknown): number | null | string {
           : Number.NaN;
   if (!Number.isFinite(n))
     return `transaction_amount ${JSON.stringify(String(v)).slice(0, 80)} is not a number`;
+  // The column is `real` (float4): a value that overflows it, or a non-zero one that underflows to
+  // 0, makes COPY reject the whole file (PostgreSQL and Redshift alike), so the line is rejected here.
+  const real = Math.fround(n);
+  if (!Number.isFinite(real) || (real === 0 && n !== 0))
+    return `transaction_amount ${n} is out of the range of real (float4)`;
   return n;
 }
 

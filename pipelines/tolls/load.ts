@@ -1,6 +1,6 @@
 import type { PipelineContext } from '../../src/core/context.ts';
 import type { ObjectRef } from '../../src/core/layer.ts';
-import type { Warehouse } from '../../src/core/ports/warehouse.ts';
+import { type Warehouse, WarehouseError } from '../../src/core/ports/warehouse.ts';
 import { LOADS_TABLE, LOADS_TABLE_DDL, TOLL_COLUMNS, TOLL_TABLE, TOLL_TABLE_DDL } from './definition.ts';
 
 /** A staged file to load. */
@@ -23,10 +23,25 @@ export interface LoadResult {
   readonly previousRun?: string;
 }
 
-/** Creates `toll_table` and `sluice_loads` when missing. Idempotent. */
+/** Creates `toll_table` and `sluice_loads` when missing. Idempotent, also when two loads run it at once. */
 export async function ensureWarehouseTables(warehouse: Warehouse): Promise<void> {
-  await warehouse.execute(TOLL_TABLE_DDL);
-  await warehouse.execute(LOADS_TABLE_DDL);
+  await createIfMissing(warehouse, TOLL_TABLE_DDL);
+  await createIfMissing(warehouse, LOADS_TABLE_DDL);
+}
+
+/**
+ * PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not atomic: of two sessions creating the same table
+ * at once (two executions loading their first files), one fails with `23505` (on `pg_type`) or
+ * `42P07`/`42710`. The table exists then, so the statement is run once more (now a no-op).
+ */
+async function createIfMissing(warehouse: Warehouse, ddl: string): Promise<void> {
+  try {
+    await warehouse.execute(ddl);
+  } catch (error) {
+    if (!(error instanceof WarehouseError) || !['23505', '42P07', '42710'].includes(error.sqlState ?? ''))
+      throw error;
+    await warehouse.execute(ddl);
+  }
 }
 
 /**
