@@ -44,6 +44,8 @@ export const ExitCode = {
   busy: 5,
   /** A SQL statement failed (syntax, unknown table or column). */
   query: 6,
+  /** A data-quality check with severity `block` failed: nothing of the unit was published. */
+  qualityBlocked: 7,
 } as const;
 
 /** The user asked for something malformed: a flag, a date, a pipeline name. Terminal. */

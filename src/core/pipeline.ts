@@ -3,6 +3,7 @@ import type { DatasetDefinition } from './dataset.ts';
 import type { FunctionDefinition, FunctionHandler } from './function.ts';
 import type { JsonValue } from './ports/kv-table.ts';
 import type { Notifier } from './ports/notifier.ts';
+import type { TableChecks } from './quality.ts';
 import type { NamedQuery } from './query.ts';
 import type { ScheduleDefinition } from './schedule.ts';
 import type { TriggerDefinition } from './trigger.ts';
@@ -56,6 +57,8 @@ export interface PipelineDefinition {
    * `sluice up` and `sluice demo` start the local one.
    */
   readonly warehouseTables?: readonly WarehouseTableDefinition[];
+  /** Data-quality checks per table (src/core/quality.ts); results in `sluice.quality_results`. */
+  readonly checks?: readonly TableChecks[];
   /** Named queries over its datasets (views in `sluice query`; Athena named queries on AWS). */
   readonly queries?: readonly NamedQuery[];
   readonly functions?: readonly FunctionDefinition[];
