@@ -2,6 +2,9 @@ import aslValidator from 'asl-validator';
 import { describe, expect, it } from 'vitest';
 import { noProgress, silentLogger } from '../src/core/logger.ts';
 import { taskStates } from '../src/core/workflow.ts';
+import { DuckDb, quoteIdent } from '../src/engines/duckdb/duckdb.ts';
+import { toDuckDbType } from '../src/engines/duckdb/types.ts';
+import { evaluateChecks, validateChecks } from '../src/engines/quality/checks.ts';
 import { parseScheduleExpression } from '../src/engines/schedule/eventbridge.ts';
 import { createTestHome } from '../test/helpers/context.ts';
 import { pipelineModules } from './index.ts';
@@ -47,5 +50,39 @@ describe.each(Object.entries(pipelineModules))('pipeline %s is wired consistentl
     }
     for (const trigger of definition.triggers ?? []) expect(workflows).toContain(trigger.workflow);
     for (const fn of definition.functions ?? []) expect(fn.timeoutSeconds).toBeLessThanOrEqual(900);
+  });
+
+  it('declares data-quality checks that are valid and bind to the columns of their tables', async () => {
+    expect(definition.checks?.length ?? 0, `${name} declares no data-quality check`).toBeGreaterThan(0);
+    expect(validateChecks(definition)).toEqual([]);
+    // Each table's checks evaluate on an empty table with its columns: every column and predicate binds.
+    const db = await DuckDb.open({ threads: 1 });
+    try {
+      for (const { table, checks } of definition.checks ?? []) {
+        const dataset = definition.datasets.find((d) => d.name === table);
+        const warehouse = definition.warehouseTables?.find((w) => w.name === table);
+        if (dataset) {
+          const columns = [...dataset.columns, ...dataset.partitionKeys]
+            .map((c) => `${quoteIdent(c.name)} ${toDuckDbType(c)}`)
+            .join(', ');
+          await db.run(`CREATE OR REPLACE TABLE ${quoteIdent(table)} (${columns})`);
+        } else {
+          // The warehouse DDL (the SQL PostgreSQL and Redshift share) is DuckDB SQL too.
+          await db.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}; ${warehouse?.ddl ?? ''}`);
+        }
+        const result = await evaluateChecks({
+          db,
+          relation: quoteIdent(table),
+          checks,
+          pipeline: name,
+          table,
+          runId: 'consistency',
+          now: new Date(),
+        });
+        expect(result.results).toHaveLength(checks.length);
+      }
+    } finally {
+      db.close();
+    }
   });
 });

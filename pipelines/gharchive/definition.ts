@@ -75,6 +75,40 @@ export const gharchivePipeline: PipelineDefinition = {
     },
   ],
   datasets: [eventsDataset],
+  checks: [
+    {
+      table: eventsDataset.name,
+      checks: [
+        {
+          kind: 'not_null',
+          column: 'id',
+          severity: 'block',
+          description: 'every event has its id (events without one are quarantined before: guards that)',
+        },
+        {
+          kind: 'unique',
+          columns: ['id'],
+          severity: 'block',
+          description:
+            'no id twice within the hour, after its own dedup: guards the dedup (the lake merges on id)',
+        },
+        {
+          kind: 'not_null',
+          column: 'created_at',
+          severity: 'block',
+          description: 'every event has its time: it decides the partition',
+        },
+        {
+          kind: 'expression',
+          name: 'type_is_event_type',
+          predicate: "regexp_full_match(type, '[A-Z][A-Za-z]*Event')",
+          severity: 'warn',
+          description:
+            'type looks like a GitHub event type (PushEvent, ...); GH Archive has many over the years, so a new one warns only',
+        },
+      ],
+    },
+  ],
   functions: [
     {
       name: 'gharchive-ingest',

@@ -176,12 +176,41 @@ describe('gharchive end to end on the real 2015-01-01-0 hour over HTTP', () => {
       step: string;
       status: string;
       counts?: { read: number };
+      details?: { checks?: { check: string; status: string; action: string; failing_rows: number }[] };
     }[];
     expect(runs.map((r) => [r.step, r.status])).toEqual([
       ['transform', 'succeeded'],
       ['ingest', 'succeeded'],
     ]);
     expect(runs[0]?.counts?.read).toBe(7702);
+    // The transform's data-quality checks, in the JSON and as a compact column of the table.
+    expect(runs[0]?.details?.checks?.map((c) => [c.check, c.status, c.action, c.failing_rows])).toEqual([
+      ['not_null(id)', 'pass', 'none', 0],
+      ['unique(id)', 'pass', 'none', 0],
+      ['not_null(created_at)', 'pass', 'none', 0],
+      ['type_is_event_type', 'pass', 'none', 0],
+    ]);
+    const table = (await sluice(['runs', '--home', home])).stdout.split('\n');
+    expect(table[0]).toMatch(/\bchecks\b/);
+    expect(table.find((line) => line.includes('transform'))).toContain('4 pass');
+    const results = JSON.parse(
+      (
+        await sluice([
+          'query',
+          "SELECT check_name, status, rows_checked FROM sluice.quality_results WHERE pipeline = 'gharchive' ORDER BY 1",
+          '--home',
+          home,
+          '--json',
+        ])
+      ).stdout,
+    ) as unknown;
+    expect(results).toEqual(
+      ['not_null(created_at)', 'not_null(id)', 'type_is_event_type', 'unique(id)'].map((check_name) => ({
+        check_name,
+        status: 'pass',
+        rows_checked: 7702,
+      })),
+    );
   });
 
   it('is idempotent: running the same hour again leaves the same rows and files', async () => {

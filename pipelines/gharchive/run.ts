@@ -6,8 +6,10 @@ import { describeError, ExitCode, SluiceError, StepError } from '../../src/core/
 import type { ObjectRef } from '../../src/core/layer.ts';
 import { Lease } from '../../src/core/lease.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
+import type { CheckDefinition } from '../../src/core/quality.ts';
 import type { RecordCounts, RunStatus } from '../../src/core/run.ts';
 import { formatRunId, RunLog } from '../../src/core/run.ts';
+import { blockedResultsOf, checkSummary } from '../../src/engines/quality/checks.ts';
 import type { FetchOptions } from '../../src/sources/http/download.ts';
 import { GHARCHIVE_URL } from './definition.ts';
 import { addHours, floorHour, hourFileName, hoursBetween, hourUnit, parseHourFileName } from './hours.ts';
@@ -33,6 +35,8 @@ export interface GharchiveRunOptions {
   readonly runId?: string;
   /** Retry settings of downloads (tests shorten the delays). */
   readonly fetch?: Partial<Omit<FetchOptions, 'clock' | 'onProgress'>>;
+  /** Checks of `gharchive.events` to evaluate instead of the definition's (tests, experiments). */
+  readonly checks?: readonly CheckDefinition[];
   /** Called after each phase of each hour; crash tests kill the process here. */
   readonly onPhase?: (unit: string, phase: string) => void | Promise<void>;
   /** Called when an hour finishes, for progress output. */
@@ -239,6 +243,7 @@ async function runHour(
       landing: ingest.landing,
       // A trigger-driven transform of the same dataset may be writing: wait for it rather than fail.
       leaseWaitMs: 10 * 60_000,
+      ...(options.checks ? { checks: options.checks } : {}),
       ...(options.onPhase ? { onPhase: (unit, phase) => options.onPhase?.(unit, phase) } : {}),
     });
     return {
@@ -320,8 +325,10 @@ export async function ingestStep(
 
 /**
  * The transform step of one landed hour file, recorded in the run log (`partial` when the file
- * was damaged).
- * @throws {StepError} named after its cause (`LeaseHeldError` when another writer holds the dataset).
+ * was damaged), with a summary of its data-quality checks in `details.checks` (also when a
+ * `block` check failed the step).
+ * @throws {StepError} named after its cause (`LeaseHeldError` when another writer holds the
+ *   dataset, `QualityBlockedError` when a `block` check failed).
  */
 export async function transformStep(
   ctx: PipelineContext,
@@ -330,6 +337,7 @@ export async function transformStep(
     runId: string;
     landing: ObjectRef;
     leaseWaitMs?: number;
+    checks?: readonly CheckDefinition[];
     onPhase?: (unit: string, phase: string) => void | Promise<void>;
   },
 ): Promise<TransformResult> {
@@ -347,6 +355,7 @@ export async function transformStep(
       unit,
       runId: input.runId,
       ...(input.leaseWaitMs !== undefined ? { leaseWaitMs: input.leaseWaitMs } : {}),
+      ...(input.checks ? { checks: input.checks } : {}),
       onPhase: (phase) => input.onPhase?.(unit, phase),
     });
     const status: RunStatus = result.damage ? 'partial' : 'succeeded';
@@ -361,6 +370,7 @@ export async function transformStep(
         duplicates_in_lake: result.duplicatesInLake,
         quarantine: result.quarantine ? `quarantine/${result.quarantine.key}` : null,
         schema_version: result.schemaVersion,
+        checks: checkSummary(result.checks),
       },
     });
     ctx.logger.info(
@@ -374,7 +384,12 @@ export async function transformStep(
       error,
       'Partitions keep their previous state; the hour is redone by its next delivery or `sluice run gharchive --from/--to`',
     );
-    await run.finish({ status: 'failed', error: describeError(wrapped) });
+    const blocked = blockedResultsOf(error);
+    await run.finish({
+      status: 'failed',
+      error: describeError(wrapped),
+      ...(blocked ? { details: { checks: checkSummary(blocked) } } : {}),
+    });
     ctx.logger.error(
       { pipeline: JOB_ID, runId: input.runId, unit, err: describeError(error) },
       'transform failed',

@@ -7,6 +7,7 @@ import { finished } from 'node:stream/promises';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { formatRef, type ObjectRef } from '../../src/core/layer.ts';
 import { Lease } from '../../src/core/lease.ts';
+import type { CheckDefinition, CheckResult } from '../../src/core/quality.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { reconcile } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
@@ -17,7 +18,16 @@ import {
   LINE_FIELD,
   readAnnotatedLines,
 } from '../../src/engines/ndjson/annotate-lines.ts';
-import { eventsDataset, quarantineKey } from './definition.ts';
+import {
+  assertNotBlocked,
+  checksBindOn,
+  evaluateChecks,
+  logCheckFailures,
+  REASON_COLUMN,
+  tableChecks,
+} from '../../src/engines/quality/checks.ts';
+import { recordResults } from '../../src/engines/quality/store.ts';
+import { eventsDataset, gharchivePipeline, quarantineKey } from './definition.ts';
 
 /**
  * Largest accepted record, in bytes (DuckDB `maximum_object_size`, its default 16 MiB); larger lines
@@ -43,6 +53,8 @@ export interface TransformResult {
   /** Set when the gzip stream was damaged: records after the damage could not be read. */
   readonly damage?: { readonly kind: 'truncated' | 'corrupt'; readonly message: string };
   readonly schemaVersion: number;
+  /** The data-quality checks evaluated on the hour (also in `sluice.quality_results`). */
+  readonly checks: readonly CheckResult[];
 }
 
 /**
@@ -57,6 +69,12 @@ export interface TransformResult {
  *   ISO-8601 timestamp; each with file, line and reason.
  * - Keeps the first occurrence (lowest line) of each `id` in the file, and skips ids already in the
  *   lake (merge on `id`, see src/engines/duckdb/dataset-writer.ts).
+ * - Evaluates the data-quality checks of `gharchive.events` (the definition's, or `checks`) on the
+ *   rows about to be written and records them in `sluice.quality_results`: on the cheap key
+ *   relation (`id`, `created_at`, `type`, partition keys) when the checks bind there, else on the
+ *   full rows (a second parse of the file). A `quarantine` check moves its failing events to the
+ *   hour's quarantine object; a failed `block` check publishes nothing (no Parquet, no quarantine
+ *   object, no catalog change) and throws {@link QualityBlockedError}.
  *
  * Re-running an hour replaces that hour's files, partition registrations and quarantine object:
  * the result is the same whatever ran before. Holds the lease `dataset:gharchive.events` while it
@@ -73,6 +91,8 @@ export async function transformHour(
     runId: string;
     /** How long to wait for another writer of `gharchive.events` (default 0: fail with LeaseHeldError). */
     leaseWaitMs?: number;
+    /** Checks of `gharchive.events` to evaluate instead of the definition's (tests, experiments). */
+    checks?: readonly CheckDefinition[];
     onPhase?: (phase: string) => void | Promise<void>;
   },
 ): Promise<TransformResult> {
@@ -97,6 +117,7 @@ async function transformLeased(
     landing: ObjectRef;
     unit: string;
     runId: string;
+    checks?: readonly CheckDefinition[];
     onPhase?: (phase: string) => void | Promise<void>;
   },
 ): Promise<TransformResult> {
@@ -128,7 +149,8 @@ async function transformLeased(
       `CREATE TEMP TABLE first_lines AS SELECT min(line) AS line FROM line_keys WHERE reason IS NULL GROUP BY id;
        CREATE TEMP TABLE dropped_lines AS SELECT line FROM line_keys ANTI JOIN first_lines USING (line);
        CREATE TEMP VIEW events_keys AS
-         SELECT k.id, k.created_at, k.year, k.month, k.dayofmonth FROM line_keys k SEMI JOIN first_lines f ON k.line = f.line;
+         SELECT k.line AS ${LINE_COLUMN}, k.id, k.created_at, k.type, k.year, k.month, k.dayofmonth
+         FROM line_keys k SEMI JOIN first_lines f ON k.line = f.line;
        CREATE TEMP VIEW events_unit AS ${eventsSql(annotatedPath)}`,
     );
     const stats = (
@@ -156,6 +178,39 @@ async function transformLeased(
     ).rows) {
       reasons.set(Number(row.line), String(row.reason));
     }
+
+    // Data-quality checks on the rows about to be written, before anything is published.
+    const checks = input.checks ?? tableChecks(gharchivePipeline, eventsDataset.name);
+    let checkResults: CheckResult[] = [];
+    let checkQuarantined = 0;
+    if (checks.length > 0) {
+      const checked = await evaluateChecks({
+        db,
+        relation: (await checksBindOn(db, 'events_keys', checks)) ? 'events_keys' : 'events_unit',
+        checks,
+        pipeline: eventsDataset.pipeline,
+        table: eventsDataset.name,
+        runId: input.runId,
+        unit: input.unit,
+        now: ctx.clock.now(),
+      });
+      checkResults = checked.results;
+      await recordResults(ctx.backend, checked.results);
+      logCheckFailures(ctx.logger, checked.results);
+      assertNotBlocked(checked);
+      if (checked.quarantined) {
+        // Failing events leave the write (both relations read these tables) for the quarantine.
+        await db.run(
+          `CREATE TEMP TABLE check_rejects AS SELECT ${LINE_COLUMN} AS line, ${REASON_COLUMN} AS reason FROM ${checked.quarantined};
+           INSERT INTO dropped_lines SELECT line FROM check_rejects;
+           DELETE FROM first_lines WHERE line IN (SELECT line FROM check_rejects);`,
+        );
+        for (const row of (await db.all('SELECT line, reason FROM check_rejects ORDER BY line')).rows) {
+          reasons.set(Number(row.line), `data-quality check failed: ${String(row.reason)}`);
+        }
+        checkQuarantined = checked.quarantinedRows;
+      }
+    }
     const quarantine = await writeQuarantine(ctx, {
       annotatedPath,
       work,
@@ -166,9 +221,9 @@ async function transformLeased(
       unreadable,
     });
     const quarantined = quarantine?.records ?? 0;
-    if (quarantined !== read - good) {
+    if (quarantined !== read - good + checkQuarantined) {
       throw new Error(
-        `internal: ${quarantined} records quarantined but ${read - good} of ${read} were rejected in ${input.unit}`,
+        `internal: ${quarantined} records quarantined but ${read - good} of ${read} were rejected and ${checkQuarantined} failed a check in ${input.unit}`,
       );
     }
     await input.onPhase?.('quarantined');
@@ -206,6 +261,7 @@ async function transformLeased(
       ...(quarantine ? { quarantine } : {}),
       ...(annotated.damage ? { damage: annotated.damage } : {}),
       schemaVersion: written.schemaVersion,
+      checks: checkResults,
     };
   } finally {
     db?.close();
@@ -240,21 +296,25 @@ const ID_SQL = (e: string) =>
 const CREATED_SQL = (e: string) =>
   `CASE WHEN json_type(${e}.created_at) = 'VARCHAR' THEN TRY_CAST(${e}.created_at ->> '$' AS TIMESTAMPTZ)::TIMESTAMP END`;
 
+/** Column of the relations to write holding the line of each event (for quarantine routing; not written). */
+const LINE_COLUMN = '__sluice_line';
+
 /**
  * Pass 1, `line_keys`: one row per line DuckDB could read, with `reason` (NULL for a valid event),
- * the integer `id`, `created_at` as a UTC TIMESTAMP and its partition values. Reads only three
- * members, so it is cheap; lines absent from it were not JSON objects.
+ * the integer `id`, `created_at` as a UTC TIMESTAMP and its partition values, and `type` (for the
+ * data-quality checks). Reads only four members, so it is cheap; lines absent from it were not
+ * JSON objects.
  */
 function keysSql(annotatedPath: string): string {
   return `
 CREATE TEMP TABLE line_keys AS
 WITH parsed AS (
-  SELECT e.${LINE_FIELD} AS line, e.id AS id_json, e.created_at AS created_json,
+  SELECT e.${LINE_FIELD} AS line, e.id AS id_json, e.created_at AS created_json, e.type,
     ${ID_SQL('e')} AS id, ${CREATED_SQL('e')} AS created_at
-  FROM ${readSql(annotatedPath, { id: 'JSON', created_at: 'JSON' })} e
+  FROM ${readSql(annotatedPath, { id: 'JSON', created_at: 'JSON', type: 'VARCHAR' })} e
   WHERE e.${LINE_FIELD} IS NOT NULL
 ), checked AS (
-  SELECT line, id, created_at,
+  SELECT line, id, created_at, type,
     CASE
       WHEN id_json IS NULL OR json_type(id_json) = 'NULL' THEN 'missing id'
       WHEN id IS NULL THEN 'id is not a 64-bit integer: ' || left(id_json::VARCHAR, 200)
@@ -263,7 +323,7 @@ WITH parsed AS (
     END AS reason
   FROM parsed
 )
-SELECT line, reason,
+SELECT line, reason, type,
   CASE WHEN reason IS NULL THEN id END AS id,
   CASE WHEN reason IS NULL THEN created_at END AS created_at,
   CASE WHEN reason IS NULL THEN strftime(created_at, '%Y') END AS year,
@@ -294,6 +354,7 @@ function eventsSql(annotatedPath: string): string {
 SELECT e.*, strftime(e.created_at, '%Y') AS year, strftime(e.created_at, '%m') AS month, strftime(e.created_at, '%d') AS dayofmonth
 FROM (
   SELECT
+    r.${LINE_FIELD} AS ${LINE_COLUMN},
     CAST(r.id AS BIGINT) AS id,
     r.type,
     r.actor.id AS actor_id, r.actor.login AS actor_login, r.actor.display_login AS actor_display_login,

@@ -163,6 +163,35 @@ export const hashtagsPipeline: PipelineDefinition = {
     },
   ],
   datasets: [stagingDataset, hashtagDataDataset, updateLogDataset],
+  checks: [
+    {
+      // Evaluated on each batch before it is written to staging, so they hold for hashtag_data too.
+      table: stagingDataset.name,
+      checks: [
+        {
+          kind: 'unique',
+          columns: ['hash_id'],
+          severity: 'block',
+          description:
+            'one row per record and hashtag (hash_id is the primary key hashtag_data merges on): guards the dedup and the hash',
+        },
+        {
+          kind: 'expression',
+          name: 'sentiment_in_range',
+          predicate: 'polarity BETWEEN -1 AND 1 AND subjectivity BETWEEN 0 AND 1',
+          severity: 'quarantine',
+          description:
+            'VADER compound in [-1, 1] and subjectivity in [0, 1]; anything else (NaN, NULL) is a scoring bug',
+        },
+        {
+          kind: 'not_null',
+          column: 'hashtag',
+          severity: 'block',
+          description: 'every row names its hashtag',
+        },
+      ],
+    },
+  ],
   queries: hashtagsQueries,
   functions: [
     {

@@ -7,9 +7,9 @@ import { loadAnalytical, logUpdate, refreshDashboard } from './analytical.ts';
 import { consume } from './consumer.ts';
 import { DEFAULT_STREAM } from './definition.ts';
 import { type ProducerSource, produce } from './producer.ts';
-import { newRunId, step } from './run.ts';
+import { newRunId, stagingStep, step } from './run.ts';
 import { bundledSamples, liveSource, parseRules } from './sources.ts';
-import { deleteStaging, processStaging } from './staging.ts';
+import { deleteStaging } from './staging.ts';
 import { deleteStreamIfDrained, ensureStream } from './stream.ts';
 
 type Event = { readonly [key: string]: JsonValue | undefined } | null;
@@ -164,21 +164,10 @@ export function hashtagsHandlers(runtime: PipelineRuntime): Record<string, Funct
     'hashtags-process-staging': async (event) => {
       const keys = stringsOf((event as Event)?.landing_keys);
       const runId = newRunId(ctx.clock.now());
-      const result = await step(await runsOf(), runId, 'staging', undefined, async () => {
-        const staged = await processStaging(ctx, {
-          runId,
-          selection:
-            keys.length > 0 ? { keys } : { lookbackHours: numberOf(config.get('staging_lookback_hours'), 2) },
-        });
-        return {
-          result: staged,
-          counts: staged.counts,
-          details: {
-            rows: staged.rows,
-            objects: staged.objects.length,
-            partitions: staged.partitions.slice(),
-          },
-        };
+      const result = await stagingStep(ctx, await runsOf(), {
+        runId,
+        selection:
+          keys.length > 0 ? { keys } : { lookbackHours: numberOf(config.get('staging_lookback_hours'), 2) },
       });
       return {
         run_id: runId,

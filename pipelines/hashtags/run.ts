@@ -2,13 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { StepError } from '../../src/core/errors.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
+import type { CheckDefinition } from '../../src/core/quality.ts';
 import type { RecordCounts, RunLog } from '../../src/core/run.ts';
 import { formatRunId, RunLog as RunLogClass } from '../../src/core/run.ts';
+import { blockedResultsOf, checkSummary } from '../../src/engines/quality/checks.ts';
 import { type AnalyticalResult, loadAnalytical, logUpdate, refreshDashboard } from './analytical.ts';
 import { type ConsumeResult, consume } from './consumer.ts';
 import { DEFAULT_STREAM, PIPELINE } from './definition.ts';
 import { type ProduceResult, type ProducerSource, produce } from './producer.ts';
-import { deleteStaging, processStaging, type StagingResult } from './staging.ts';
+import { deleteStaging, processStaging, type StagingResult, type StagingSelection } from './staging.ts';
 import { deleteStreamIfDrained, ensureStream } from './stream.ts';
 
 /** A new run id: `20261121T160500Z-a1b2c3` (UTC). */
@@ -131,18 +133,9 @@ export async function runHashtags(
   const deleted = await deleteStreamIfDrained(ctx, streamName);
 
   await deleteStaging(ctx, runId);
-  const staged = await step(runs, runId, 'staging', undefined, async () => {
-    const result = await processStaging(ctx, { runId, selection: { keys: landed.landed.map((l) => l.key) } });
-    return {
-      result,
-      counts: result.counts,
-      details: {
-        rows: result.rows,
-        duplicate_rows: result.duplicateRows,
-        partitions: result.partitions.slice(),
-        quarantine: result.quarantine ?? null,
-      },
-    };
+  const staged = await stagingStep(ctx, runs, {
+    runId,
+    selection: { keys: landed.landed.map((l) => l.key) },
   });
   options.onStage?.({ stage: 'staging', result: staged });
 
@@ -175,7 +168,38 @@ export async function runHashtags(
   };
 }
 
-/** Runs a stage recorded in the run log (pipeline `hashtags`); a failure is recorded and rethrown as {@link StepError}. */
+/**
+ * The staging stage recorded in the run log, with its data-quality checks in `details.checks`
+ * (also when a `block` check failed it: nothing was staged then).
+ * @throws {StepError} named after its cause (`QualityBlockedError` when a `block` check failed).
+ */
+export async function stagingStep(
+  ctx: PipelineContext,
+  runs: RunLog,
+  input: { runId: string; selection: StagingSelection; checks?: readonly CheckDefinition[] },
+): Promise<StagingResult> {
+  return step(runs, input.runId, 'staging', undefined, async () => {
+    const result = await processStaging(ctx, input);
+    return {
+      result,
+      counts: result.counts,
+      details: {
+        rows: result.rows,
+        objects: result.objects.length,
+        duplicate_rows: result.duplicateRows,
+        quarantined_rows: result.quarantinedRows,
+        partitions: result.partitions.slice(),
+        quarantine: result.quarantine ?? null,
+        checks: checkSummary(result.checks),
+      },
+    };
+  });
+}
+
+/**
+ * Runs a stage recorded in the run log (pipeline `hashtags`); a failure is recorded (with the
+ * data-quality checks when a `block` check failed it) and rethrown as {@link StepError}.
+ */
 export async function step<T>(
   runs: RunLog,
   runId: string,
@@ -190,7 +214,14 @@ export async function step<T>(
     return result;
   } catch (error) {
     const wrapped = new StepError({ pipeline: PIPELINE, step: name, runId, unit }, error);
-    await handle.finish({ status: 'failed', error: wrapped.message }).catch(() => {});
+    const blocked = blockedResultsOf(error);
+    await handle
+      .finish({
+        status: 'failed',
+        error: wrapped.message,
+        ...(blocked ? { details: { checks: checkSummary(blocked) } } : {}),
+      })
+      .catch(() => {});
     throw wrapped;
   }
 }

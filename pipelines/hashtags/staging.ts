@@ -6,10 +6,20 @@ import type { PipelineContext } from '../../src/core/context.ts';
 import { datasetPrefix, tableDefinitionOf } from '../../src/core/dataset.ts';
 import { Lease } from '../../src/core/lease.ts';
 import type { ObjectInfo } from '../../src/core/ports/object-store.ts';
+import type { CheckDefinition, CheckResult } from '../../src/core/quality.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { reconcile } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
 import { DuckDb } from '../../src/engines/duckdb/duckdb.ts';
+import { stringifyJson } from '../../src/engines/duckdb/values.ts';
+import {
+  assertNotBlocked,
+  evaluateChecks,
+  logCheckFailures,
+  REASON_COLUMN,
+  tableChecks,
+} from '../../src/engines/quality/checks.ts';
+import { recordResults } from '../../src/engines/quality/store.ts';
 import { hashtagsPipeline, LANDING_COLUMNS, PIPELINE, stagingDataset } from './definition.ts';
 import { explodeRecord, type LandingRecord } from './enrich.ts';
 import { clip, type QuarantineEntry, writeQuarantine } from './quarantine.ts';
@@ -65,11 +75,16 @@ export interface StagingResult {
   /**
    * Landing records: `read = loaded + duplicates + quarantined + filtered`; `loaded` records gave
    * at least one staging row, `duplicates` repeat a `record_id` already staged, `filtered` have no
-   * hashtag left after cleaning to `[A-Za-z0-9]` (e.g. `#日本`).
+   * hashtag left after cleaning to `[A-Za-z0-9]` (e.g. `#日本`), `quarantined` did not parse or
+   * validate, or had every row quarantined by a data-quality check.
    */
   readonly counts: RecordCounts;
   /** Staging rows written (one per record and distinct cleaned hashtag). */
   readonly rows: number;
+  /** Rows a `quarantine` data-quality check moved to the quarantine (each is an entry there). */
+  readonly quarantinedRows: number;
+  /** The data-quality checks evaluated on the batch (also in `sluice.quality_results`). */
+  readonly checks: readonly CheckResult[];
   /** Rows dropped because their `hash_id` repeated inside one record (`#Brexit #brexit` stays two; `#a #a` is one). */
   readonly duplicateRows: number;
   readonly partitions: readonly string[];
@@ -83,12 +98,23 @@ export interface StagingResult {
  * and writes `hashtags.staging` (Snappy Parquet by year/month/day of arrival). Records that do not
  * parse or validate go to `quarantine/hashtags/staging/...` with object, line and reason.
  *
+ * Before writing, evaluates the data-quality checks of `hashtags.staging` (the definition's, or
+ * `checks`) and records them in `sluice.quality_results`: rows failing a `quarantine` check go to
+ * the quarantine with their object, line and the check's name; a failed `block` check writes
+ * nothing (no staging file, no quarantine object) and throws {@link QualityBlockedError}, so
+ * LandingAnalytical stops before `hashtag_data`.
+ *
  * Call {@link deleteStaging} first (LandingAnalytical does): staging then holds exactly this batch.
  * Re-running with the same `runId` replaces its own files (write unit = run id).
  */
 export async function processStaging(
   ctx: PipelineContext,
-  input: { runId: string; selection: StagingSelection },
+  input: {
+    runId: string;
+    selection: StagingSelection;
+    /** Checks of `hashtags.staging` to evaluate instead of the definition's (tests, experiments). */
+    checks?: readonly CheckDefinition[];
+  },
 ): Promise<StagingResult> {
   return withDatasetLease(ctx, `dataset:${PIPELINE}.${stagingDataset.name}`, input.runId, () =>
     stageLeased(ctx, input),
@@ -97,7 +123,7 @@ export async function processStaging(
 
 async function stageLeased(
   ctx: PipelineContext,
-  input: { runId: string; selection: StagingSelection },
+  input: { runId: string; selection: StagingSelection; checks?: readonly CheckDefinition[] },
 ): Promise<StagingResult> {
   const { objectStore } = ctx.backend;
   const objects = await selectObjects(ctx, input.selection);
@@ -112,7 +138,8 @@ async function stageLeased(
     await db.run(
       `CREATE TABLE staging_raw (hash_id VARCHAR, record_id VARCHAR, time_stamp VARCHAR, created VARCHAR,
          tweet_id VARCHAR, user_name VARCHAR, rt_count BIGINT, hashtag VARCHAR, polarity DOUBLE,
-         subjectivity DOUBLE, text_clean VARCHAR, year INTEGER, month INTEGER, day INTEGER)`,
+         subjectivity DOUBLE, text_clean VARCHAR, year INTEGER, month INTEGER, day INTEGER,
+         __source VARCHAR, __line INTEGER)`,
     );
     const appender = await db.connection.createAppender('staging_raw');
     const seenRecords = new Set<string>();
@@ -123,6 +150,7 @@ async function stageLeased(
     let filtered = 0;
     let rows = 0;
     let duplicateRows = 0;
+    let checkQuarantinedRecords = 0;
     const task = ctx.progress.start('staging', objects.length, 'items');
     for (const [i, object] of objects.entries()) {
       const source = objectStore.uri(object);
@@ -177,6 +205,8 @@ async function stageLeased(
           appender.appendInteger(row.year);
           appender.appendInteger(row.month);
           appender.appendInteger(row.day);
+          appender.appendVarchar(source);
+          appender.appendInteger(firstLine);
           appender.endRow();
           kept++;
         }
@@ -188,27 +218,84 @@ async function stageLeased(
     }
     appender.closeSync();
     task.stop();
+    await db.run(
+      `CREATE VIEW staging_unit AS SELECT hash_id, record_id, CAST(time_stamp AS TIMESTAMP) AS time_stamp,
+         CAST(CAST(created AS TIMESTAMPTZ) AS TIMESTAMP) AS created, tweet_id, user_name, rt_count, hashtag,
+         polarity, subjectivity, text_clean,
+         lpad(CAST(year AS VARCHAR), 4, '0') AS year, lpad(CAST(month AS VARCHAR), 2, '0') AS month,
+         lpad(CAST(day AS VARCHAR), 2, '0') AS day, __source, __line
+       FROM staging_raw`,
+    );
+
+    // Data-quality checks on the batch, before anything is written.
+    let relation = 'staging_unit';
+    let checkResults: CheckResult[] = [];
+    let quarantinedRows = 0;
+    const checks = input.checks ?? tableChecks(hashtagsPipeline, stagingDataset.name);
+    if (rows > 0 && checks.length > 0) {
+      const checked = await evaluateChecks({
+        db,
+        relation,
+        checks,
+        pipeline: PIPELINE,
+        table: stagingDataset.name,
+        runId: input.runId,
+        unit: input.runId,
+        now: ctx.clock.now(),
+      });
+      checkResults = checked.results;
+      await recordResults(ctx.backend, checked.results);
+      logCheckFailures(ctx.logger, checked.results);
+      assertNotBlocked(checked);
+      if (checked.quarantined) {
+        const failed = await db.all(
+          `SELECT * EXCLUDE (__source, __line, ${REASON_COLUMN}, year, month, day), __source, __line,
+             ${REASON_COLUMN} AS reason
+           FROM ${checked.quarantined} ORDER BY __source, __line, hashtag`,
+        );
+        for (const row of failed.rows) {
+          const { __source, __line, reason, ...values } = row;
+          bad.push({
+            source: String(__source),
+            line: Number(__line),
+            reason: `data-quality check failed: ${String(reason)}`,
+            raw: clip(stringifyJson(values)),
+          });
+        }
+        // A record is quarantined when no row of it is left; else it still loaded.
+        const emptied = Number(
+          await db.scalar(
+            `SELECT count(DISTINCT record_id) FROM ${checked.quarantined}
+             WHERE record_id NOT IN (SELECT record_id FROM ${checked.passed})`,
+          ),
+        );
+        loaded -= emptied;
+        quarantinedRows = checked.quarantinedRows;
+        rows -= quarantinedRows;
+        relation = checked.passed;
+        checkQuarantinedRecords = emptied;
+      }
+    }
+
     const quarantine = await writeQuarantine(ctx, {
       step: 'staging',
       runId: input.runId,
       unit: input.runId,
       entries: bad,
     });
-    const counts: RecordCounts = { read, loaded, duplicates, quarantined: bad.length, filtered };
+    const counts: RecordCounts = {
+      read,
+      loaded,
+      duplicates,
+      quarantined: bad.length - quarantinedRows + checkQuarantinedRecords,
+      filtered,
+    };
     reconcile(counts);
     let partitions: string[] = [];
     if (rows > 0) {
-      await db.run(
-        `CREATE VIEW staging_unit AS SELECT hash_id, record_id, CAST(time_stamp AS TIMESTAMP) AS time_stamp,
-           CAST(CAST(created AS TIMESTAMPTZ) AS TIMESTAMP) AS created, tweet_id, user_name, rt_count, hashtag,
-           polarity, subjectivity, text_clean,
-           lpad(CAST(year AS VARCHAR), 4, '0') AS year, lpad(CAST(month AS VARCHAR), 2, '0') AS month,
-           lpad(CAST(day AS VARCHAR), 2, '0') AS day
-         FROM staging_raw`,
-      );
       const written = await writeDatasetUnit({
         db,
-        relation: 'staging_unit',
+        relation,
         dataset: stagingDataset,
         unit: input.runId,
         runId: input.runId,
@@ -222,6 +309,8 @@ async function stageLeased(
       objects: objects.map((o) => o.key),
       counts,
       rows,
+      quarantinedRows,
+      checks: checkResults,
       duplicateRows,
       partitions,
       ...(quarantine ? { quarantine } : {}),

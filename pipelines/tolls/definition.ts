@@ -96,6 +96,38 @@ export const tollsPipeline: PipelineDefinition = {
   ],
   datasets: [],
   warehouseTables: [{ name: TOLL_TABLE, ddl: TOLL_TABLE_DDL }],
+  checks: [
+    {
+      // Evaluated by the job on the staging CSV (read back with DuckDB) before it is published.
+      table: TOLL_TABLE,
+      checks: [
+        ...(['transaction_date', 'toll_booth', 'vehicle_make', 'vehicle_category'] as const).map(
+          (column) =>
+            ({
+              kind: 'not_null',
+              column,
+              severity: 'block',
+              description: 'NOT NULL in toll_table: the job quarantines such lines, so this guards the job',
+            }) as const,
+        ),
+        {
+          kind: 'expression',
+          name: 'amount_in_range',
+          predicate: 'transaction_amount IS NULL OR transaction_amount BETWEEN 0 AND 10',
+          severity: 'quarantine',
+          description:
+            'a toll is 0..10 (the generator draws 0.01..10.00): anything else would skew revenue, so it waits in quarantine',
+        },
+        {
+          kind: 'accepted_values',
+          column: 'toll_booth',
+          values: [...TOLL_BOOTHS],
+          severity: 'warn',
+          description: 'one of the six known booths; a new booth is plausible, so it only warns',
+        },
+      ],
+    },
+  ],
   functions: [
     {
       name: 'tolls-generate',

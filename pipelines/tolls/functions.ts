@@ -5,10 +5,12 @@ import type { FunctionHandler } from '../../src/core/function.ts';
 import type { ObjectRef } from '../../src/core/layer.ts';
 import type { PipelineRuntime } from '../../src/core/pipeline.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
+import type { CheckDefinition } from '../../src/core/quality.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { formatRunId, RunLog } from '../../src/core/run.ts';
 import { eventObjectKey } from '../../src/core/trigger.ts';
 import { crawl } from '../../src/engines/crawler/crawler.ts';
+import { blockedResultsOf, checkSummary } from '../../src/engines/quality/checks.ts';
 import { CRAWL_DATABASE, LANDING_PREFIX, PIPELINE } from './definition.ts';
 import { generateFile, type TollsFileFormat } from './generate.ts';
 import { type JobFileResult, runJob } from './job.ts';
@@ -46,11 +48,16 @@ export async function crawlLanding(ctx: PipelineContext, runId: string) {
   };
 }
 
-/** The job over every landed `tolls/*.json` object of an S3 event; one run-log step per file. */
+/**
+ * The job over every landed `tolls/*.json` object of an S3 event; one run-log step per file, with
+ * its data-quality checks in `details.checks` (also when a `block` check failed it).
+ * @param options.checks checks of `toll_table` to evaluate instead of the definition's (tests).
+ */
 export async function jobForEvent(
   ctx: PipelineContext,
   event: S3Event,
   runId: string,
+  options: { checks?: readonly CheckDefinition[] } = {},
 ): Promise<JobFileResult[]> {
   const runs = await RunLog.open(ctx.backend.kv, ctx.clock);
   const results: JobFileResult[] = [];
@@ -65,7 +72,11 @@ export async function jobForEvent(
       unit: key.slice(LANDING_PREFIX.length),
     });
     try {
-      const result = await runJob(ctx, { landing, runId });
+      const result = await runJob(ctx, {
+        landing,
+        runId,
+        ...(options.checks ? { checks: options.checks } : {}),
+      });
       await handle.finish({
         status: 'succeeded',
         counts: result.counts,
@@ -73,11 +84,19 @@ export async function jobForEvent(
           sha256: result.sha256,
           staging: result.staging?.key ?? null,
           quarantine: result.quarantine?.key ?? null,
+          checks: checkSummary(result.checks),
         },
       });
       results.push(result);
     } catch (error) {
-      await handle.finish({ status: 'failed', error: (error as Error).message }).catch(() => {});
+      const blocked = blockedResultsOf(error);
+      await handle
+        .finish({
+          status: 'failed',
+          error: (error as Error).message,
+          ...(blocked ? { details: { checks: checkSummary(blocked) } } : {}),
+        })
+        .catch(() => {});
       throw error;
     }
   }

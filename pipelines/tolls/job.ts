@@ -6,11 +6,29 @@ import { createGunzip } from 'node:zlib';
 import { stringify } from 'csv-stringify/sync';
 import type { PipelineContext } from '../../src/core/context.ts';
 import type { ObjectRef } from '../../src/core/layer.ts';
+import type { CheckDefinition, CheckResult } from '../../src/core/quality.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
 import { reconcile } from '../../src/core/run.ts';
+import { DuckDb, quoteIdent, quoteString } from '../../src/engines/duckdb/duckdb.ts';
+import { stringifyJson } from '../../src/engines/duckdb/values.ts';
 import { isGzipFile } from '../../src/engines/ndjson/annotate-lines.ts';
 import { parseJsonOrPythonLine } from '../../src/engines/pydict/python-literal.ts';
-import { quarantineKey, stagingKey, TOLL_COLUMNS } from './definition.ts';
+import {
+  assertNotBlocked,
+  evaluateChecks,
+  logCheckFailures,
+  REASON_COLUMN,
+  tableChecks,
+} from '../../src/engines/quality/checks.ts';
+import { recordResults } from '../../src/engines/quality/store.ts';
+import {
+  LANDING_PREFIX,
+  quarantineKey,
+  stagingKey,
+  TOLL_COLUMNS,
+  TOLL_TABLE,
+  tollsPipeline,
+} from './definition.ts';
 
 /** Longest accepted `varchar` value, in UTF-8 bytes (Redshift's `character varying` default, 256). */
 export const MAX_VARCHAR_BYTES = 256;
@@ -33,8 +51,10 @@ export interface JobFileResult {
   readonly sourceKey: string;
   /** SHA-256 of the file's bytes: the load records it, so the same content loads once. */
   readonly sha256: string;
-  /** `read` non-blank lines = `loaded` rows staged + `quarantined`. */
+  /** `read` non-blank lines = `loaded` rows staged + `quarantined` (by the job or a data-quality check). */
   readonly counts: RecordCounts;
+  /** The data-quality checks of `toll_table` evaluated on the staged rows (also in `sluice.quality_results`). */
+  readonly checks: readonly CheckResult[];
   /** The staging CSV with the accepted rows (absent when no line was accepted). */
   readonly staging?: ObjectRef;
   readonly quarantine?: ObjectRef;
@@ -53,11 +73,25 @@ export interface JobFileResult {
  * Both keys derive from the file's content hash, so a retried job rewrites the same objects.
  * Unknown fields are ignored (the original's ApplyMapping drops unmapped columns).
  *
+ * Before publishing, the staging CSV is read back with DuckDB exactly as typed in `toll_table` and
+ * the table's data-quality checks (the definition's, or `checks`) are evaluated on it and recorded
+ * in `sluice.quality_results`: rows failing a `quarantine` check leave the CSV for the quarantine
+ * (with their line and the check's name); a failed `block` check publishes nothing (no staging
+ * CSV, no quarantine object), so nothing reaches the warehouse, and throws
+ * {@link QualityBlockedError}. The load stays idempotent: it COPYs whatever the job published, once
+ * per landed content.
+ *
  * @throws {NotFoundError} when the landed object does not exist.
+ * @throws {QualityBlockedError} when a `block` check failed.
  */
 export async function runJob(
   ctx: PipelineContext,
-  input: { landing: ObjectRef; runId: string },
+  input: {
+    landing: ObjectRef;
+    runId: string;
+    /** Checks of `toll_table` to evaluate instead of the definition's (tests, experiments). */
+    checks?: readonly CheckDefinition[];
+  },
 ): Promise<JobFileResult> {
   const { objectStore } = ctx.backend;
   const local = await objectStore.localPath(input.landing);
@@ -69,7 +103,10 @@ export async function runJob(
     if (gzip) for await (const chunk of createReadStream(local.path)) hash.update(chunk as Buffer);
     const stagingFile = new BufferedFile(path.join(stagingScratch.path, 'rows.csv'));
     const quarantineFile = new BufferedFile(path.join(quarantineScratch.path, 'rejected.ndjson'));
+    // The landed line of each staged row, in row order (for the quarantine of a data-quality check).
+    const linesFile = new BufferedFile(path.join(stagingScratch.path, 'lines.txt'));
     let batch: TollRow[] = [];
+    let batchLines: number[] = [];
     const flushRows = async () => {
       if (batch.length === 0) return;
       await stagingFile.write(
@@ -79,7 +116,9 @@ export async function runJob(
           cast: { bigint: (v) => v.toString() },
         }),
       );
+      await linesFile.write(`${batchLines.join('\n')}\n`);
       batch = [];
+      batchLines = [];
     };
     let read = 0;
     let loaded = 0;
@@ -107,19 +146,46 @@ export async function runJob(
         await quarantineFile.write(`${quarantined(input, line, row, text)}\n`);
       } else {
         batch.push(row);
+        batchLines.push(line);
         loaded++;
         if (batch.length >= 10_000) await flushRows();
       }
     }
     await flushRows();
     await stagingFile.close();
+    await linesFile.close();
+
+    // Data-quality checks on the staged rows, before anything is published.
+    let stagingPath = stagingFile.path;
+    let checkResults: CheckResult[] = [];
+    const checks = input.checks ?? tableChecks(tollsPipeline, TOLL_TABLE);
+    if (loaded > 0 && checks.length > 0) {
+      const checked = await checkStagedRows(ctx, {
+        csv: stagingFile.path,
+        lines: linesFile.path,
+        out: path.join(stagingScratch.path, 'rows-checked.csv'),
+        rows: loaded,
+        checks,
+        runId: input.runId,
+        unit: input.landing.key.startsWith(LANDING_PREFIX)
+          ? input.landing.key.slice(LANDING_PREFIX.length)
+          : input.landing.key,
+      });
+      checkResults = checked.results;
+      for (const entry of checked.quarantined) {
+        await quarantineFile.write(`${quarantined(input, entry.line, entry.reason, entry.raw)}\n`);
+      }
+      loaded -= checked.quarantined.length;
+      rejected += checked.quarantined.length;
+      if (checked.path) stagingPath = checked.path;
+    }
     await quarantineFile.close();
     const sha256 = hash.digest('hex');
     const at = ctx.clock.now();
     let staging: ObjectRef | undefined;
     if (loaded > 0) {
       staging = { layer: 'staging', key: stagingKey(input.landing.key, sha256) };
-      await objectStore.putFile(staging, stagingFile.path, { move: true });
+      await objectStore.putFile(staging, stagingPath, { move: true });
     }
     let quarantine: ObjectRef | undefined;
     if (rejected > 0) {
@@ -132,6 +198,7 @@ export async function runJob(
       sourceKey: input.landing.key,
       sha256,
       counts,
+      checks: checkResults,
       ...(staging ? { staging } : {}),
       ...(quarantine ? { quarantine } : {}),
     };
@@ -139,6 +206,107 @@ export async function runJob(
     await local.release();
     await stagingScratch.release();
     await quarantineScratch.release();
+  }
+}
+
+/** DuckDB types of the staging CSV's columns, as `toll_table` types them (`real` read as DOUBLE). */
+const STAGING_TYPES: Record<(typeof TOLL_COLUMNS)[number], string> = {
+  transaction_id: 'BIGINT',
+  transaction_date: 'VARCHAR',
+  toll_booth: 'VARCHAR',
+  vehicle_make: 'VARCHAR',
+  vehicle_category: 'VARCHAR',
+  transaction_amount: 'DOUBLE',
+};
+
+/**
+ * Reads the staging CSV back with DuckDB as the warehouse's COPY will (no header, `""` an empty
+ * string, an unquoted empty field NULL), evaluates the checks and records their results. When a
+ * `quarantine` check failed, writes the passing rows, in order and in the same CSV form, to `out`.
+ * @throws {QualityBlockedError} when a `block` check failed.
+ */
+async function checkStagedRows(
+  ctx: PipelineContext,
+  input: {
+    csv: string;
+    lines: string;
+    out: string;
+    rows: number;
+    checks: readonly CheckDefinition[];
+    runId: string;
+    unit: string;
+  },
+): Promise<{
+  results: CheckResult[];
+  quarantined: { line: number; reason: string; raw: string }[];
+  path?: string;
+}> {
+  const db = await DuckDb.open({
+    ...(ctx.engine.threads !== undefined ? { threads: ctx.engine.threads } : {}),
+    memoryLimit: ctx.engine.memoryLimit ?? '256MB',
+  });
+  try {
+    const columns = TOLL_COLUMNS.map((c) => `${quoteString(c)}: ${quoteString(STAGING_TYPES[c])}`).join(', ');
+    const rows = `read_csv(${quoteString(input.csv)}, header = false, columns = {${columns}}, delim = ',',
+      quote = '"', escape = '"', nullstr = '', allow_quoted_nulls = false)`;
+    await db.run(`CREATE VIEW staged AS SELECT * FROM ${rows}`);
+    const evaluate = (relation: string) =>
+      evaluateChecks({
+        db,
+        relation,
+        checks: input.checks,
+        pipeline: tollsPipeline.name,
+        table: TOLL_TABLE,
+        runId: input.runId,
+        unit: input.unit,
+        now: ctx.clock.now(),
+      });
+    const checked = await evaluate('staged');
+    const read = checked.results[0]?.rows;
+    if (read !== input.rows) {
+      throw new Error(
+        `internal: the staging CSV of ${input.unit} reads back as ${read} rows, ${input.rows} were written`,
+      );
+    }
+    await recordResults(ctx.backend, checked.results);
+    logCheckFailures(ctx.logger, checked.results);
+    assertNotBlocked(checked);
+    if (!checked.quarantined) return { results: checked.results, quarantined: [] };
+
+    // Some rows go to the quarantine: number the rows in file order (one thread, so `row_number()
+    // OVER ()` follows the file, as the lines file does) to give each its landed line and keep the
+    // order of the others, and route them with the same checks.
+    await db.run(
+      `SET threads = 1;
+       CREATE TABLE staged_rows AS SELECT row_number() OVER () AS __row, * FROM ${rows};
+       CREATE TABLE staged_lines AS SELECT row_number() OVER () AS __row, line AS __line
+         FROM read_csv(${quoteString(input.lines)}, header = false, columns = {'line': 'BIGINT'});
+       CREATE VIEW staged_numbered AS SELECT * FROM staged_rows JOIN staged_lines USING (__row)`,
+    );
+    const routed = await evaluate('staged_numbered');
+    if (routed.quarantinedRows !== checked.quarantinedRows || !routed.quarantined) {
+      throw new Error(
+        `internal: the rows of ${input.unit} failing quarantine checks changed between readings`,
+      );
+    }
+    const failed = await db.all(
+      `SELECT __line, ${REASON_COLUMN} AS reason, ${TOLL_COLUMNS.map(quoteIdent).join(', ')}
+       FROM ${routed.quarantined} ORDER BY __row`,
+    );
+    const quarantined = failed.rows.map(({ __line, reason, ...row }) => ({
+      line: Number(__line),
+      reason: `data-quality check failed: ${String(reason)}`,
+      raw: stringifyJson(row),
+    }));
+    const strings = TOLL_COLUMNS.filter((c) => STAGING_TYPES[c] === 'VARCHAR').map(quoteIdent);
+    await db.run(
+      `COPY (SELECT ${TOLL_COLUMNS.map(quoteIdent).join(', ')} FROM ${routed.passed} ORDER BY __row)
+         TO ${quoteString(input.out)} (FORMAT csv, HEADER false, DELIMITER ',', QUOTE '"', ESCAPE '"',
+           NULLSTR '', FORCE_QUOTE (${strings.join(', ')}))`,
+    );
+    return { results: checked.results, quarantined, path: input.out };
+  } finally {
+    db.close();
   }
 }
 

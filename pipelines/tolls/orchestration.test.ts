@@ -186,7 +186,9 @@ describe('tolls-load workflow settings (LocalWorkflowRunner, real handlers)', ()
       { Resource?: string; TimeoutSeconds?: number; Retry?: { ErrorEquals: string[]; MaxAttempts: number }[] }
     >;
     expect(states.Job).toMatchObject({ Resource: '${tolls-job}', TimeoutSeconds: 900 });
+    // A data-quality block is not retried (the same content fails the same check); anything else once.
     expect(states.Job?.Retry).toEqual([
+      { ErrorEquals: ['QualityBlockedError'], MaxAttempts: 0 },
       expect.objectContaining({ ErrorEquals: ['States.ALL'], MaxAttempts: 1 }),
     ]);
     expect(tollsPipeline.functions?.find((f) => f.name === 'tolls-job')?.timeoutSeconds).toBe(900);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { systemClock } from '../../core/clock.ts';
 import { RunLog } from '../../core/run.ts';
+import { formatCheckSummary } from '../../engines/quality/checks.ts';
 import { openContext, resolveHome } from '../context.ts';
 import { formatTable, printJson } from '../output.ts';
 
@@ -15,7 +16,9 @@ interface RunsFlags {
 export function registerRuns(program: Command): void {
   program
     .command('runs')
-    .description('list step runs, newest first: pipeline, step, unit, start, end, status, counts, error')
+    .description(
+      'list step runs, newest first: pipeline, step, unit, start, end, status, counts, data-quality checks, error',
+    )
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
     .option('--pipeline <name>', 'only this pipeline')
     .option('--limit <n>', 'at most this many runs (default 50)')
@@ -48,6 +51,7 @@ export function registerRuns(program: Command): void {
           duplicates: r.counts?.duplicates ?? null,
           quarantined: r.counts?.quarantined ?? null,
           filtered: r.counts ? (r.counts.filtered ?? 0) : null,
+          checks: formatCheckSummary(r.details?.checks),
           error: r.error ?? '',
         }));
         const columns = Object.keys(rows[0] ?? {}).map((name) => ({ name }));
