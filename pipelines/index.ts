@@ -3,6 +3,8 @@ import { gharchivePipeline } from './gharchive/definition.ts';
 import { gharchiveHandlers } from './gharchive/functions.ts';
 import { hashtagsPipeline } from './hashtags/definition.ts';
 import { hashtagsHandlers } from './hashtags/functions.ts';
+import { quotesPipeline } from './quotes/definition.ts';
+import { quotesHandlers } from './quotes/functions.ts';
 import { tollsPipeline } from './tolls/definition.ts';
 import { tollsHandlers } from './tolls/functions.ts';
 
@@ -14,6 +16,7 @@ export const pipelineModules: Readonly<Record<string, PipelineModule>> = {
   gharchive: { definition: gharchivePipeline, handlers: gharchiveHandlers },
   hashtags: { definition: hashtagsPipeline, handlers: hashtagsHandlers },
   tolls: { definition: tollsPipeline, handlers: tollsHandlers },
+  quotes: { definition: quotesPipeline, handlers: quotesHandlers },
 };
 
 /** The shipped pipeline definitions, by name. */

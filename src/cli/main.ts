@@ -7,6 +7,7 @@ import { registerConfig } from './commands/config.ts';
 import { registerCrawl } from './commands/crawl.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerExecutions } from './commands/executions.ts';
+import { registerFixtureServer } from './commands/fixture-server.ts';
 import { registerGenerate } from './commands/generate.ts';
 import { registerQuery } from './commands/query.ts';
 import { registerRun } from './commands/run.ts';
@@ -53,6 +54,7 @@ Exit codes: docs/cli.md.`,
   registerSchedules(program);
   registerConfig(program);
   registerAlerts(program);
+  registerFixtureServer(program);
   return program;
 }
 

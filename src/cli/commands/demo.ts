@@ -7,6 +7,11 @@ import { formatBytes, formatCount, formatDuration, formatTable } from '../output
 /** The bundled tolls sample: the original's own file, 80 Python-dict lines. */
 const TOLLS_SAMPLE = 'sample_data_toll_application.first80.json';
 
+/** The simulated day the demo polls (fixed, so every demo run shows the same tables). */
+const QUOTES_DAY = '2024-01-01';
+/** Seed of the demo's quotes fixture server. */
+const QUOTES_SEED = 42;
+
 /** Directory of the bundled real samples (`examples/data/`). */
 export const EXAMPLES_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -40,6 +45,11 @@ tolls: lands the original project's sample file (examples/data/tolls, 80 transac
 Python dict reprs) into landing/tolls/, whose object-created event runs the tolls-load workflow:
 crawl into the catalog, job (casts, NOT NULL checks, quarantine), COPY into toll_table in a local
 PostgreSQL started for the demo (and stopped at the end); then revenue per booth.
+
+quotes: starts the quotes fixture server (quotable's documents from examples/data/quotes, seed
+42) on 127.0.0.1, polls it once per simulated minute for the day 2024-01-01 (1,440 real requests
+and key-value puts into quotes_raw, in seconds), then runs that day's transform: quotes_fact and
+quotes_agg as Parquet partitions dt=2024-01-01, and the original's statistics of quote_count.
 
 Re-running the demo is idempotent: hours, capture files and toll files already loaded are not
 loaded twice.`,
@@ -109,6 +119,30 @@ loaded twice.`,
         } else {
           process.exitCode = 1;
         }
+        out();
+        out(
+          `quotes: the quotable API (fixture server, seed ${QUOTES_SEED}) polled once a simulated minute for ${QUOTES_DAY} -> quotes_raw -> daily transform`,
+        );
+        const { startQuotesFixture } = await import('../../sources/http/quotes-fixture.ts');
+        const { pollSimulated } = await import('../../../pipelines/quotes/poll.ts');
+        const { transformStep } = await import('../../../pipelines/quotes/transform.ts');
+        const { printPollSummary, printTransform } = await import('./run-quotes.ts');
+        const quotesServer = await startQuotesFixture({
+          dataFile: path.join(EXAMPLES_DIR, 'quotes', 'quotes.json'),
+          seed: QUOTES_SEED,
+        });
+        try {
+          const polled = await pollSimulated(ctx, {
+            apiUrl: quotesServer.url,
+            start: new Date(`${QUOTES_DAY}T00:00:00.000Z`),
+            polls: 1440,
+          });
+          printPollSummary(polled, '  ');
+          if (polled.failed) process.exitCode = polled.exitCode;
+          else printTransform(await transformStep(ctx, { date: QUOTES_DAY, leaseWaitMs: 60_000 }), '  ');
+        } finally {
+          await quotesServer.close();
+        }
         const { allNamedQueries } = await import('./query.ts');
         const engine = await backend.openQueryEngine({ namedQueries: allNamedQueries() });
         try {
@@ -135,7 +169,7 @@ loaded twice.`,
         }
         out();
         out(
-          `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog | sluice runs | sluice query --list | sluice query hashtags.top_users`,
+          `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog | sluice runs | sluice query --list | sluice query hashtags.top_users | sluice query quotes.top_quotes`,
         );
         if (summary.exitCode !== 0) process.exitCode = summary.exitCode;
       } finally {

@@ -17,6 +17,11 @@ interface RunFlags {
   seconds?: string;
   rate?: string;
   again?: boolean;
+  apiUrl?: string;
+  polls?: string;
+  start?: string;
+  transform?: boolean;
+  date?: string;
 }
 
 /** `sluice run <pipeline>`. */
@@ -42,6 +47,17 @@ export function registerRun(program: Command): void {
     )
     .option('--rate <n>', 'hashtags: replay at this many statuses per second (default: as fast as possible)')
     .option('--again', 'hashtags: replay files whose content was replayed before (default: skip them)')
+    .option(
+      '--api-url <url>',
+      'quotes: base URL of the quotable-shaped API (default: config quotes.api_url, http://127.0.0.1:8787)',
+    )
+    .option('--polls <n>', 'quotes: poll this many times, one simulated minute apart')
+    .option(
+      '--start <iso-time>',
+      'quotes: simulated time of the first poll, UTC (default: now, to the minute)',
+    )
+    .option('--transform', 'quotes: run the daily transform of --date instead of polling')
+    .option('--date <YYYY-MM-DD>', 'quotes: the UTC day --transform reads from quotes_raw')
     .option('--json', 'print the run summary as one JSON object')
     .addHelpText(
       'after',
@@ -56,11 +72,18 @@ the stream, landing CSV, staging (clean text, VADER sentiment, one row per hasht
 hashtags.hashtag_data, and prints the counts of every stage. A file whose content was replayed
 before is skipped (--again replays it anyway): re-runs never duplicate rows.
 
+quotes polls the API --polls times with a simulated clock, one poll per simulated minute from
+--start, so a day (1,440 polls) takes seconds; --transform --date D builds quotes_fact and
+quotes_agg of day D (every page of its quotes_raw partition), replaces that day's Parquet
+partitions, and prints the original's statistics. \`sluice fixture-server quotes\` serves the API.
+
 tolls lands --input files (or one generated file) into landing/tolls/ and runs the tolls-load
 workflow on them: crawl -> job (cast, NOT NULL checks, quarantine) -> COPY into the warehouse
 toll_table, once per file content. The local PostgreSQL warehouse starts when needed.
 
 Examples:
+  sluice run quotes --api-url http://127.0.0.1:8787 --polls 1440 --start 2024-01-01T00:00Z
+  sluice run quotes --transform --date 2024-01-01
   sluice run tolls --input examples/data/tolls/sample_data_toll_application.first80.json
   sluice run hashtags --input examples/data/hashtags/v1_user_timeline_63.json
   sluice run hashtags --input a.ndjson b.jsonl --rate 50 --json
@@ -71,9 +94,25 @@ Examples:
 
 Exit codes: 0 ok (also when stopped at an unpublished hour), 3 a source file was damaged
 (what was readable is loaded), 4 the source stayed unavailable after retries, 5 another run
-holds the pipeline's lease. See docs/cli.md.`,
+holds the pipeline's lease, 7 a block-severity data-quality check failed (nothing published).
+See docs/cli.md.`,
     )
     .action(async (pipeline: string, flags: RunFlags) => {
+      if (pipeline === 'quotes') {
+        const { runQuotesCommand } = await import('./run-quotes.ts');
+        await runQuotesCommand(flags);
+        return;
+      }
+      for (const [flag, key] of [
+        ['--api-url', 'apiUrl'],
+        ['--polls', 'polls'],
+        ['--start', 'start'],
+        ['--transform', 'transform'],
+        ['--date', 'date'],
+      ] as const) {
+        if (flags[key] !== undefined && pipelineNames.includes(pipeline))
+          throw new UsageError(`${flag} is a quotes flag, not a ${pipeline} flag`);
+      }
       if (pipeline === 'tolls') {
         const { runTollsCommand } = await import('./run-tolls.ts');
         await runTollsCommand(flags);
