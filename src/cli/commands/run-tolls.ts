@@ -33,7 +33,6 @@ export async function executeTolls(
   const { tollsPipeline } = await import('../../../pipelines/tolls/definition.ts');
   const { tollsHandlers } = await import('../../../pipelines/tolls/functions.ts');
   const { LocalWorkflowRunner } = await import('../../backends/local/local-workflow-runner.ts');
-  const { landed, event } = await landTollFiles(ctx, options);
   const notifier = { notify: async () => ({ delivered: [], failed: [] }) };
   const handlers = tollsHandlers({ ctx, config: { get: () => undefined }, notifier });
   const functions = Object.fromEntries(
@@ -50,6 +49,9 @@ export async function executeTolls(
     logger: ctx.logger,
   });
   try {
+    // Landed after the runner is open (opening validates the ASL, ~0.5 s), so a file's load
+    // starts the moment it lands, as under `sluice up`.
+    const { landed, event } = await landTollFiles(ctx, options);
     const handle = await runner.start('tolls-load', event as unknown as JsonValue, {
       source: { kind: 'manual', name: 'sluice run tolls', detail: landed.join(', ') },
     });
