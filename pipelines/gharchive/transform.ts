@@ -19,14 +19,12 @@ import {
   readAnnotatedLines,
 } from '../../src/engines/ndjson/annotate-lines.ts';
 import {
-  assertNotBlocked,
   checksBindOn,
   evaluateChecks,
-  logCheckFailures,
   REASON_COLUMN,
   tableChecks,
 } from '../../src/engines/quality/checks.ts';
-import { recordResults } from '../../src/engines/quality/store.ts';
+import { settleChecks } from '../../src/engines/quality/publish.ts';
 import { eventsDataset, gharchivePipeline, quarantineKey } from './definition.ts';
 
 /**
@@ -195,9 +193,7 @@ async function transformLeased(
         now: ctx.clock.now(),
       });
       checkResults = checked.results;
-      await recordResults(ctx.backend, checked.results);
-      logCheckFailures(ctx.logger, checked.results);
-      assertNotBlocked(checked);
+      await settleChecks(ctx, checked);
       if (checked.quarantined) {
         // Failing events leave the write (both relations read these tables) for the quarantine.
         await db.run(

@@ -12,14 +12,8 @@ import { reconcile } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
 import { DuckDb } from '../../src/engines/duckdb/duckdb.ts';
 import { stringifyJson } from '../../src/engines/duckdb/values.ts';
-import {
-  assertNotBlocked,
-  evaluateChecks,
-  logCheckFailures,
-  REASON_COLUMN,
-  tableChecks,
-} from '../../src/engines/quality/checks.ts';
-import { recordResults } from '../../src/engines/quality/store.ts';
+import { evaluateChecks, REASON_COLUMN, tableChecks } from '../../src/engines/quality/checks.ts';
+import { settleChecks } from '../../src/engines/quality/publish.ts';
 import { hashtagsPipeline, LANDING_COLUMNS, PIPELINE, stagingDataset } from './definition.ts';
 import { explodeRecord, type LandingRecord } from './enrich.ts';
 import { clip, type QuarantineEntry, writeQuarantine } from './quarantine.ts';
@@ -244,9 +238,7 @@ async function stageLeased(
         now: ctx.clock.now(),
       });
       checkResults = checked.results;
-      await recordResults(ctx.backend, checked.results);
-      logCheckFailures(ctx.logger, checked.results);
-      assertNotBlocked(checked);
+      await settleChecks(ctx, checked);
       if (checked.quarantined) {
         const failed = await db.all(
           `SELECT * EXCLUDE (__source, __line, ${REASON_COLUMN}, year, month, day), __source, __line,

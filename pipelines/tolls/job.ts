@@ -13,14 +13,8 @@ import { DuckDb, quoteIdent, quoteString } from '../../src/engines/duckdb/duckdb
 import { stringifyJson } from '../../src/engines/duckdb/values.ts';
 import { isGzipFile } from '../../src/engines/ndjson/annotate-lines.ts';
 import { parseJsonOrPythonLine } from '../../src/engines/pydict/python-literal.ts';
-import {
-  assertNotBlocked,
-  evaluateChecks,
-  logCheckFailures,
-  REASON_COLUMN,
-  tableChecks,
-} from '../../src/engines/quality/checks.ts';
-import { recordResults } from '../../src/engines/quality/store.ts';
+import { evaluateChecks, REASON_COLUMN, tableChecks } from '../../src/engines/quality/checks.ts';
+import { settleChecks } from '../../src/engines/quality/publish.ts';
 import {
   LANDING_PREFIX,
   quarantineKey,
@@ -268,9 +262,7 @@ async function checkStagedRows(
         `internal: the staging CSV of ${input.unit} reads back as ${read} rows, ${input.rows} were written`,
       );
     }
-    await recordResults(ctx.backend, checked.results);
-    logCheckFailures(ctx.logger, checked.results);
-    assertNotBlocked(checked);
+    await settleChecks(ctx, checked);
     if (!checked.quarantined) return { results: checked.results, quarantined: [] };
 
     // Some rows go to the quarantine: number the rows in file order (one thread, so `row_number()
