@@ -47,21 +47,8 @@ export const TOLL_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${TOLL_TABLE} (
   transaction_amount real
 )`;
 
-/**
- * Warehouse table recording every loaded file, by the SHA-256 of its content: a file delivered
- * twice (the same object re-notified, a copy dropped again, a retried workflow) is loaded once.
- */
-export const LOADS_TABLE = 'sluice_loads';
-
-/** `CREATE TABLE` of {@link LOADS_TABLE} (Redshift-compatible: no `ON CONFLICT`, no `SERIAL`). */
-export const LOADS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${LOADS_TABLE} (
-  target_table varchar(128) NOT NULL,
-  source_sha256 varchar(64) NOT NULL,
-  source_key varchar(1024) NOT NULL,
-  rows_loaded bigint NOT NULL,
-  run_id varchar(64) NOT NULL,
-  loaded_at timestamp NOT NULL
-)`;
+/** The load records (`sluice_loads`, one row per loaded content), shared by every COPY load. */
+export { LOADS_TABLE, LOADS_TABLE_DDL } from '../../src/engines/warehouse/copy-once.ts';
 
 /** The tolls reference pipeline (REFERENCE.md section 2). */
 export const tollsPipeline: PipelineDefinition = {

@@ -1,0 +1,215 @@
+import type { DatasetDefinition } from '../../src/core/dataset.ts';
+import type { PipelineDefinition } from '../../src/core/pipeline.ts';
+
+/** The pipeline's name: key prefix in every layer, catalog database. */
+export const PIPELINE = 'nba';
+
+/** Delivery stream name (the original's Firehose delivery stream); first part of every delivered object name. */
+export const DELIVERY_STREAM = 'nba-tweets';
+
+/** Landing prefix of the delivered (transformed) tweets: `nba/raw/year=/month=/day=/`. */
+export const RAW_PREFIX = `${PIPELINE}/raw/`;
+/** Landing prefix of the original records (the delivery stream's source backup). */
+export const SOURCE_PREFIX = `${PIPELINE}/source/`;
+
+/** Catalog database of the crawled landing data (`landing.raw`, `landing.source` would clash: see batch.ts). */
+export const CRAWL_DATABASE = 'nba_landing';
+
+/** `nba.tweets`: the delivered tweets deduplicated on `id`, by day of `created_at`. */
+export const tweetsDataset: DatasetDefinition = {
+  pipeline: PIPELINE,
+  name: 'tweets',
+  layer: 'analytical',
+  format: 'parquet',
+  description: 'player tweets (Twitter API v2) delivered to landing/nba/raw/, deduplicated on id',
+  columns: [
+    { name: 'id', type: 'string', nullable: false, comment: 'tweet id (unique)' },
+    { name: 'created_at', type: 'timestamp', nullable: false, comment: 'UTC' },
+    { name: 'author_id', type: 'string' },
+    { name: 'text', type: 'string' },
+    { name: 'lang', type: 'string' },
+    { name: 'conversation_id', type: 'string' },
+    { name: 'in_reply_to_user_id', type: 'string' },
+    { name: 'source', type: 'string' },
+    { name: 'possibly_sensitive', type: 'boolean' },
+    { name: 'public_metrics', type: 'string', logicalType: 'json' },
+    { name: 'entities', type: 'string', logicalType: 'json' },
+    {
+      name: 'context_annotations',
+      type: 'string',
+      logicalType: 'json',
+      comment: 'a JSON list (the source writes an empty list as {}: stored as [])',
+    },
+    {
+      name: 'referenced_tweets',
+      type: 'string',
+      logicalType: 'json',
+      comment: 'a JSON list ({} stored as [])',
+    },
+    { name: 'attachments', type: 'string', logicalType: 'json' },
+    { name: 'users', type: 'string', logicalType: 'json', comment: 'includes.users of the envelope' },
+    { name: 'player', type: 'string', comment: 'the handle the collector queried (sample field Player)' },
+    { name: 'game_time', type: 'string', comment: 'sample field DateTime' },
+    { name: 'game_id', type: 'string', comment: 'sample field GameId (basketball-reference)' },
+  ],
+  partitionKeys: [
+    { name: 'year', type: 'int' },
+    { name: 'month', type: 'int' },
+    { name: 'day', type: 'int' },
+  ],
+  primaryKey: ['id'],
+  writeDisposition: 'merge',
+};
+
+/** The daily aggregate's table name, in the lake and in the warehouse. */
+export const TOTALS_TABLE = 'players_total_tweets';
+
+/** `nba.players_total_tweets`: tweets per athlete entity and day (REFERENCE.md section 5). */
+export const totalsDataset: DatasetDefinition = {
+  pipeline: PIPELINE,
+  name: TOTALS_TABLE,
+  layer: 'analytical',
+  format: 'parquet',
+  description:
+    'per day of created_at and athlete (context_annotations with domain.id 60, by entity.name): the number of such annotations in nba.tweets',
+  columns: [
+    { name: 'player', type: 'string', nullable: false, comment: 'context annotation entity.name' },
+    { name: 'total', type: 'bigint', nullable: false },
+  ],
+  partitionKeys: [
+    { name: 'year', type: 'int' },
+    { name: 'month', type: 'int' },
+    { name: 'day', type: 'int' },
+  ],
+  primaryKey: ['year', 'month', 'day', 'player'],
+  writeDisposition: 'replace',
+};
+
+/** Columns of the warehouse table, in table order; also the column order of the staging CSV. */
+export const TOTALS_COLUMNS = ['year', 'month', 'day', 'player', 'total'] as const;
+
+/** `CREATE TABLE` of the warehouse's `players_total_tweets` (PostgreSQL and Redshift). */
+export const TOTALS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${TOTALS_TABLE} (
+  year int NOT NULL,
+  month int NOT NULL,
+  day int NOT NULL,
+  player varchar(256) NOT NULL,
+  total bigint NOT NULL
+)`;
+
+/** Configuration keys of the tampering job (the original's Flink settings). */
+export const NBA_CONFIG_DEFAULTS = {
+  window_seconds: 30,
+  allowed_lateness_seconds: 30,
+  out_of_orderness_seconds: 20,
+  idleness_seconds: 90,
+} as const;
+
+/** The nba reference pipeline (REFERENCE.md section 5); functions and workflows are wired later. */
+export const nbaPipeline: PipelineDefinition = {
+  name: PIPELINE,
+  description:
+    'NBA player tweets: delivery stream -> landing/nba/raw (by day) -> dedup on id -> nba.tweets -> daily players_total_tweets -> warehouse; and the streaming tampering detector',
+  source: {
+    name: 'nba-tweets',
+    kind: 'stream',
+    description:
+      'stream envelopes {event_time, data:[tweet], includes:{users:[{username}]}}; the bundled sample wraps real v2 tweets (examples/data/nba/)',
+  },
+  steps: [
+    {
+      name: 'deliver',
+      description:
+        'delivery stream: keep data[0] + users + year/month/day, partition by day into landing/nba/raw/',
+      reads: 'source',
+      writes: 'landing',
+    },
+    {
+      name: 'dedup',
+      description: 'drop duplicate tweet ids into nba.tweets (Parquet by day), crawl the landing data',
+      reads: 'landing',
+      writes: 'analytical',
+    },
+    {
+      name: 'aggregate',
+      description: 'nba.players_total_tweets: athlete annotations per entity.name and day',
+      reads: 'analytical',
+      writes: 'analytical',
+    },
+    {
+      name: 'load',
+      description: 'COPY players_total_tweets through a staging CSV into the warehouse, once per content',
+      reads: 'analytical',
+      writes: 'staging',
+    },
+  ],
+  datasets: [tweetsDataset, totalsDataset],
+  warehouseTables: [{ name: TOTALS_TABLE, ddl: TOTALS_TABLE_DDL }],
+  checks: [
+    {
+      table: tweetsDataset.name,
+      checks: [
+        {
+          kind: 'not_null',
+          column: 'id',
+          severity: 'block',
+          description: 'every tweet has its id (envelopes without one are rejected before: guards that)',
+        },
+        {
+          kind: 'unique',
+          columns: ['id'],
+          severity: 'block',
+          description: 'no id twice after the dedup: guards it (the lake also merges on id)',
+        },
+        {
+          kind: 'not_null',
+          column: 'created_at',
+          severity: 'block',
+          description: 'the partition comes from created_at',
+        },
+      ],
+    },
+    {
+      table: TOTALS_TABLE,
+      checks: [
+        {
+          kind: 'not_null',
+          column: 'player',
+          severity: 'block',
+          description: 'an athlete entity has a name',
+        },
+        {
+          kind: 'unique',
+          columns: ['year', 'month', 'day', 'player'],
+          severity: 'block',
+          description: 'one row per day and player (the group-by key)',
+        },
+        {
+          kind: 'expression',
+          name: 'total_positive',
+          predicate: 'total > 0',
+          severity: 'block',
+          description: 'a group has at least one annotation',
+        },
+      ],
+    },
+  ],
+  config: {
+    window_seconds: {
+      description: 'tampering: tumbling event-time window size, seconds',
+      default: NBA_CONFIG_DEFAULTS.window_seconds,
+    },
+    allowed_lateness_seconds: {
+      description: 'tampering: allowed lateness of a window after the watermark passed its end, seconds',
+      default: NBA_CONFIG_DEFAULTS.allowed_lateness_seconds,
+    },
+    out_of_orderness_seconds: {
+      description: 'tampering: bounded out-of-orderness of the watermark, seconds',
+      default: NBA_CONFIG_DEFAULTS.out_of_orderness_seconds,
+    },
+    idleness_seconds: {
+      description: 'tampering: a source without records this long stops holding the watermark back, seconds',
+      default: NBA_CONFIG_DEFAULTS.idleness_seconds,
+    },
+  },
+};
