@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ main(argv: string[]): Promise<void
   gharchive: () => import('./gharchive.ts'),
   hashtags: () => import('./hashtags.ts'),
   orchestration: () => import('./orchestration.ts'),
+  stream: () => import('./stream.ts'),
   tolls: () => import('./tolls.ts'),
 };
 
