@@ -3,6 +3,7 @@ import { gharchivePipeline } from './gharchive/definition.ts';
 import { gharchiveHandlers } from './gharchive/functions.ts';
 import { hashtagsPipeline } from './hashtags/definition.ts';
 import { hashtagsHandlers } from './hashtags/functions.ts';
+import { nbaPipeline } from './nba/definition.ts';
 import { quotesPipeline } from './quotes/definition.ts';
 import { quotesHandlers } from './quotes/functions.ts';
 import { tollsPipeline } from './tolls/definition.ts';
@@ -17,6 +18,8 @@ export const pipelineModules: Readonly<Record<string, PipelineModule>> = {
   hashtags: { definition: hashtagsPipeline, handlers: hashtagsHandlers },
   tolls: { definition: tollsPipeline, handlers: tollsHandlers },
   quotes: { definition: quotesPipeline, handlers: quotesHandlers },
+  // No functions or workflows: `sluice run nba` runs it (pipelines/nba/run.ts).
+  nba: { definition: nbaPipeline, handlers: () => ({}) },
 };
 
 /** The shipped pipeline definitions, by name. */

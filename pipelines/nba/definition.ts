@@ -97,6 +97,37 @@ export const TOTALS_TABLE_DDL = `CREATE TABLE IF NOT EXISTS ${TOTALS_TABLE} (
   total bigint NOT NULL
 )`;
 
+/** The tampering alerts' table name (`nba.tampering_alerts`). */
+export const ALERTS_TABLE = 'tampering_alerts';
+
+/**
+ * `nba.tampering_alerts`: every firing of the tampering job that alerted, merged on `id`
+ * (`<team>|<player>|<window start ms>|<firing>`, deterministic) so a re-run of the same envelopes
+ * adds nothing. Partitioned by the UTC year of the window start (the sample spans 2020-2021).
+ */
+export const alertsDataset: DatasetDefinition = {
+  pipeline: PIPELINE,
+  name: ALERTS_TABLE,
+  layer: 'analytical',
+  format: 'parquet',
+  description:
+    "tampering alerts: more than one tweet from players of a team to another team's player in one 30 s event-time window",
+  columns: [
+    { name: 'id', type: 'string', nullable: false, comment: '<team>|<player>|<window start ms>|<firing>' },
+    { name: 'team', type: 'string', nullable: false, comment: "the source players' team" },
+    { name: 'tampering_player', type: 'string', nullable: false, comment: 'the destination player (name)' },
+    { name: 'total', type: 'bigint', nullable: false, comment: 'cross-team tweets counted in the window' },
+    { name: 'players', type: 'array<string>', comment: 'source player names, arrival order, repeats kept' },
+    { name: 'window_start', type: 'timestamp', nullable: false, comment: 'UTC, inclusive' },
+    { name: 'window_end', type: 'timestamp', nullable: false, comment: 'UTC, exclusive' },
+    { name: 'firing', type: 'int', nullable: false, comment: '0 on time, 1.. re-fired by late tweets' },
+    { name: 'message', type: 'string', comment: 'the notification text (REFERENCE.md)' },
+  ],
+  partitionKeys: [{ name: 'year', type: 'int' }],
+  primaryKey: ['id'],
+  writeDisposition: 'merge',
+};
+
 /** Configuration keys of the tampering job (the original's Flink settings). */
 export const NBA_CONFIG_DEFAULTS = {
   window_seconds: 30,
@@ -105,7 +136,7 @@ export const NBA_CONFIG_DEFAULTS = {
   idleness_seconds: 90,
 } as const;
 
-/** The nba reference pipeline (REFERENCE.md section 5); functions and workflows are wired later. */
+/** The nba reference pipeline (REFERENCE.md section 5); `sluice run nba` runs it (pipelines/nba/run.ts), no functions or workflows. */
 export const nbaPipeline: PipelineDefinition = {
   name: PIPELINE,
   description:
@@ -117,6 +148,13 @@ export const nbaPipeline: PipelineDefinition = {
       'stream envelopes {event_time, data:[tweet], includes:{users:[{username}]}}; the bundled sample wraps real v2 tweets (examples/data/nba/)',
   },
   steps: [
+    {
+      name: 'tampering',
+      description:
+        'stream job: enrich, control stream, key (team, player), 30 s tumbling event-time windows -> alerts to the notifier and nba.tampering_alerts; late and all-tweets side outputs to landing/nba/',
+      reads: 'source',
+      writes: 'analytical',
+    },
     {
       name: 'deliver',
       description:
@@ -143,7 +181,7 @@ export const nbaPipeline: PipelineDefinition = {
       writes: 'staging',
     },
   ],
-  datasets: [tweetsDataset, totalsDataset],
+  datasets: [tweetsDataset, totalsDataset, alertsDataset],
   warehouseTables: [{ name: TOTALS_TABLE, ddl: TOTALS_TABLE_DDL }],
   checks: [
     {
@@ -190,6 +228,24 @@ export const nbaPipeline: PipelineDefinition = {
           predicate: 'total > 0',
           severity: 'block',
           description: 'a group has at least one annotation',
+        },
+      ],
+    },
+    {
+      table: ALERTS_TABLE,
+      checks: [
+        {
+          kind: 'unique',
+          columns: ['id'],
+          severity: 'block',
+          description: 'one row per firing (the lake also merges on id)',
+        },
+        {
+          kind: 'expression',
+          name: 'total_above_one',
+          predicate: 'total > 1',
+          severity: 'block',
+          description: 'an alert needs more than one cross-team tweet in its window',
         },
       ],
     },

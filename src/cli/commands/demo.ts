@@ -7,6 +7,13 @@ import { formatBytes, formatCount, formatDuration, formatTable } from '../output
 /** The bundled tolls sample: the original's own file, 80 Python-dict lines. */
 const TOLLS_SAMPLE = 'sample_data_toll_application.first80.json';
 
+/**
+ * The nba demo replays the first this many envelopes of the bundled sample by event_time
+ * (2017-10-16 .. 2018-01-31, 108 days): all 21,466 take ~10 s (382 day partitions in the batch path),
+ * this ~4 s. `sluice run nba` replays them all.
+ */
+const NBA_DEMO_ENVELOPES = 10_000;
+
 /** The simulated day the demo polls (fixed, so every demo run shows the same tables). */
 const QUOTES_DAY = '2024-01-01';
 /** Seed of the demo's quotes fixture server. */
@@ -50,6 +57,14 @@ quotes: starts the quotes fixture server (quotable's documents from examples/dat
 42) on 127.0.0.1, polls it once per simulated minute for the day 2024-01-01 (1,440 real requests
 and key-value puts into quotes_raw, in seconds), then runs that day's transform: quotes_fact and
 quotes_agg as Parquet partitions dt=2024-01-01, and the original's statistics of quote_count.
+
+nba: wraps the bundled real tweets (examples/data/nba, 21,466 tweets) into the original's
+envelopes (authors mapped to the reference players' handles), sorted by event_time, and replays
+them through the tampering job (30 s windows keyed by team and mentioned player; alerts go to
+<home>/alerts.ndjson and nba.tampering_alerts) and the batch path (delivery stream, dedup into
+nba.tweets, nba.players_total_tweets, COPY into the warehouse); prints the alert count, the first
+alerts and the most mentioned players. To stay fast it replays the first 10,000 envelopes by
+event_time (108 days; about 4 s); \`sluice run nba\` replays all 21,466 (about 11 s).
 
 Re-running the demo is idempotent: hours, capture files and toll files already loaded are not
 loaded twice.`,
@@ -143,6 +158,30 @@ loaded twice.`,
         } finally {
           await quotesServer.close();
         }
+        out();
+        out(
+          'nba: the bundled real tweets (examples/data/nba) as envelopes, by event_time -> tampering job -> alerts; delivery stream -> dedup -> daily aggregate -> warehouse',
+        );
+        const { bundledEnvelopes, printNbaSummary, tamperingConfigOf } = await import('./run-nba.ts');
+        const { defaultPlayers } = await import('../../../pipelines/nba/reference.ts');
+        const { runNba } = await import('../../../pipelines/nba/run.ts');
+        const { LocalNotifier } = await import('../../backends/local/local-notifier.ts');
+        const { alertsFile } = await import('./alerts.ts');
+        const nbaPlayers = defaultPlayers().players;
+        const nbaInput = await bundledEnvelopes(nbaPlayers);
+        const nba = await runNba(ctx, {
+          envelopes: nbaInput.envelopes.slice(0, NBA_DEMO_ENVELOPES),
+          rejected: nbaInput.rejected,
+          source: nbaInput.file,
+          players: nbaPlayers,
+          notifier: new LocalNotifier({ file: alertsFile(home), console: false, clock: ctx.clock }),
+          config: await tamperingConfigOf(ctx),
+        });
+        printNbaSummary(
+          nba,
+          `the bundled sample: the first ${formatCount(NBA_DEMO_ENVELOPES)} by event_time (sluice run nba replays all ${formatCount(nbaInput.envelopes.length)})`,
+          { indent: '  ', maxAlerts: 5 },
+        );
         const { allNamedQueries } = await import('./query.ts');
         const engine = await backend.openQueryEngine({ namedQueries: allNamedQueries() });
         try {
@@ -164,12 +203,18 @@ loaded twice.`,
           out(`$ sluice query "${hashtagsSql}"`);
           const top = await engine.query(hashtagsSql);
           out(formatTable(top.columns, top.rows));
+          const nbaSql =
+            'SELECT player, sum(total) AS annotations, count(*) AS days FROM nba.players_total_tweets GROUP BY player ORDER BY annotations DESC, player LIMIT 5';
+          out();
+          out(`$ sluice query "${nbaSql}"`);
+          const nbaTop = await engine.query(nbaSql);
+          out(formatTable(nbaTop.columns, nbaTop.rows));
         } finally {
           await engine.close();
         }
         out();
         out(
-          `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog | sluice runs | sluice query --list | sluice query hashtags.top_users | sluice query quotes.top_quotes`,
+          `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog | sluice runs | sluice query --list | sluice query hashtags.top_users | sluice query quotes.top_quotes | sluice alerts`,
         );
         if (summary.exitCode !== 0) process.exitCode = summary.exitCode;
       } finally {

@@ -22,6 +22,10 @@ interface RunFlags {
   start?: string;
   transform?: boolean;
   date?: string;
+  envelopes?: string;
+  players?: string;
+  control?: string;
+  writeEnvelopes?: string;
 }
 
 /** `sluice run <pipeline>`. */
@@ -58,6 +62,22 @@ export function registerRun(program: Command): void {
     )
     .option('--transform', 'quotes: run the daily transform of --date instead of polling')
     .option('--date <YYYY-MM-DD>', 'quotes: the UTC day --transform reads from quotes_raw')
+    .option(
+      '--envelopes <file>',
+      'nba: NDJSON envelopes to replay in file order (gzip or plain; default: the bundled sample, by event_time)',
+    )
+    .option(
+      '--players <file>',
+      'nba: JSON array of {account, name, team} (default: the bundled reference players)',
+    )
+    .option(
+      '--control <file>',
+      'nba: JSON array of {team, control} changes applied to tampering_control before the replay (control null: remove)',
+    )
+    .option(
+      '--write-envelopes <file>',
+      'nba: write the bundled sample as envelopes (NDJSON, by event_time) to <file> and exit',
+    )
     .option('--json', 'print the run summary as one JSON object')
     .addHelpText(
       'after',
@@ -81,6 +101,15 @@ tolls lands --input files (or one generated file) into landing/tolls/ and runs t
 workflow on them: crawl -> job (cast, NOT NULL checks, quarantine) -> COPY into the warehouse
 toll_table, once per file content. The local PostgreSQL warehouse starts when needed.
 
+nba replays --envelopes (NDJSON {event_time, data:[tweet], includes:{users:[{username}]}}, in file
+order, event time from event_time; bad lines quarantined under quarantine/nba/envelopes/) through
+the tampering job (alerts printed, sent to <home>/alerts.ndjson and written to
+nba.tampering_alerts; late and all-tweets side outputs under landing/nba/) and the batch path
+(delivery stream, dedup into nba.tweets, nba.players_total_tweets, COPY into the warehouse).
+Without --envelopes it replays the bundled real tweets (examples/data/nba, 21,466 tweets wrapped
+as envelopes, authors mapped to the reference players' handles, sorted by event_time);
+--write-envelopes FILE writes that envelopes file. Re-runs add no alert twice.
+
 Examples:
   sluice run quotes --api-url http://127.0.0.1:8787 --polls 1440 --start 2024-01-01T00:00Z
   sluice run quotes --transform --date 2024-01-01
@@ -88,6 +117,8 @@ Examples:
   sluice run hashtags --input examples/data/hashtags/v1_user_timeline_63.json
   sluice run hashtags --input a.ndjson b.jsonl --rate 50 --json
   TWITTER_BEARER_TOKEN=... sluice run hashtags --seconds 120
+  sluice run nba                                         # the bundled tweets
+  sluice run nba --write-envelopes nba.ndjson && sluice run nba --envelopes nba.ndjson --control control.json
   sluice run gharchive                                   # catch up from the bookmark
   sluice run gharchive --from 2015-01-01T00 --to 2015-01-01T05
   sluice run gharchive --source-url ./archive --from 2015-01-01T00 --to 2015-01-01T00
@@ -98,6 +129,17 @@ holds the pipeline's lease, 7 a block-severity data-quality check failed (nothin
 See docs/cli.md.`,
     )
     .action(async (pipeline: string, flags: RunFlags) => {
+      if (pipeline !== 'nba') {
+        for (const [flag, key] of [
+          ['--envelopes', 'envelopes'],
+          ['--players', 'players'],
+          ['--control', 'control'],
+          ['--write-envelopes', 'writeEnvelopes'],
+        ] as const) {
+          if (flags[key] !== undefined && pipelineNames.includes(pipeline))
+            throw new UsageError(`${flag} is an nba flag, not a ${pipeline} flag`);
+        }
+      }
       if (pipeline === 'quotes') {
         const { runQuotesCommand } = await import('./run-quotes.ts');
         await runQuotesCommand(flags);
@@ -112,6 +154,11 @@ See docs/cli.md.`,
       ] as const) {
         if (flags[key] !== undefined && pipelineNames.includes(pipeline))
           throw new UsageError(`${flag} is a quotes flag, not a ${pipeline} flag`);
+      }
+      if (pipeline === 'nba') {
+        const { runNbaCommand } = await import('./run-nba.ts');
+        await runNbaCommand(flags);
+        return;
       }
       if (pipeline === 'tolls') {
         const { runTollsCommand } = await import('./run-tolls.ts');
