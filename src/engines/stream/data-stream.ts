@@ -13,10 +13,12 @@
  * Checkpoints ({@link StreamExecutionEnvironment.snapshot}): the state of every stateful operator
  * (windows, timers, watermarks, keyed state) and every source's positions per split, as one JSON
  * value taken between two elements, so it is consistent by construction (a single-threaded
- * aligned checkpoint). Restoring it into a job built the same way and re-reading each split after
- * its checkpointed position gives exactly-once state; sinks get exactly-once results when their
- * writes are idempotent on a deterministic id (see {@link WindowContext.firing}) and everything
- * emitted before a checkpoint is written before the checkpoint is saved.
+ * aligned checkpoint). The state is serialized to JSON text once per checkpoint, and that text is
+ * what stores write and restores parse (see serialized-checkpoint.ts). Restoring it into a job
+ * built the same way and re-reading each split after its checkpointed position gives exactly-once
+ * state; sinks get exactly-once results when their writes are idempotent on a deterministic id
+ * (see {@link WindowContext.firing}) and everything emitted before a checkpoint is written before
+ * the checkpoint is saved.
  */
 import {
   type Collector,
@@ -27,6 +29,7 @@ import {
   type Stateful,
 } from './emitter.ts';
 import { HeapKeyedStateBackend, type KeyedStateStore } from './keyed-state.ts';
+import { lazyCheckpoint, serializeCheckpoint } from './serialized-checkpoint.ts';
 import { MAX_WATERMARK, MIN_WATERMARK, SourceWatermarks, type WatermarkStrategy } from './watermarks.ts';
 import type { WindowAssigner } from './window-assigners.ts';
 import {
@@ -108,23 +111,45 @@ export class StreamExecutionEnvironment {
     for (const source of this.sources.values()) source.periodicEmit();
   }
 
-  /** A detached, JSON-serializable checkpoint of the job (see the module doc). */
+  /**
+   * A detached, JSON-serializable checkpoint of the job (see the module doc). The state is
+   * serialized once, here (as {@link snapshotSerialized}); the result keeps that text, which
+   * checkpoint stores write as is, and parses it only when `sources` or `operators` are read.
+   */
   snapshot(): Checkpoint {
+    const text = this.snapshotSerialized();
+    return lazyCheckpoint(this.checkpointId, text);
+  }
+
+  /**
+   * The checkpoint of the job as JSON text (the JSON of a {@link Checkpoint}, `id` first): the
+   * state serialized once, no intermediate copy. Save it with a store's `saveSerialized`.
+   */
+  snapshotSerialized(): string {
     const sources: Record<string, { positions: Record<string, SplitPosition>; watermarks: unknown }> = {};
     for (const [name, source] of this.sources) sources[name] = source.snapshot();
     const operators: Record<string, unknown> = {};
     for (const [uid, operator] of this.stateful) operators[uid] = operator.snapshot();
-    return JSON.parse(JSON.stringify({ id: ++this.checkpointId, sources, operators })) as Checkpoint;
+    // Operator snapshots share live values (accumulators, keyed state): serialized right away,
+    // before any element can change them.
+    return JSON.stringify({ id: ++this.checkpointId, sources, operators });
   }
 
   /**
    * Restores a checkpoint into this job, which must be built as the one that took it (same
    * sources, same stateful operators in the same order or with the same uids), before any element.
-   * The driver then resumes each source after {@link SourceStream.positions}.
+   * The driver then resumes each source after {@link SourceStream.positions}. The job gets its own
+   * copy of the state: a checkpoint from {@link snapshot} or a store is parsed from its text once;
+   * any other is copied through JSON.
    * @throws {Error} when a source or operator of the checkpoint is missing here.
    */
   restore(checkpoint: Checkpoint): void {
-    const copy = JSON.parse(JSON.stringify(checkpoint)) as Checkpoint;
+    this.restoreSerialized(serializeCheckpoint(checkpoint));
+  }
+
+  /** {@link restore} from the JSON text of a checkpoint ({@link snapshotSerialized}, `loadSerialized`). */
+  restoreSerialized(text: string): void {
+    const copy = JSON.parse(text) as Checkpoint;
     for (const [name, state] of Object.entries(copy.sources)) {
       const source = this.sources.get(name);
       if (source === undefined) throw new Error(`checkpoint has source "${name}" which this job lacks`);
