@@ -4,6 +4,7 @@ import { gharchiveHandlers } from './gharchive/functions.ts';
 import { hashtagsPipeline } from './hashtags/definition.ts';
 import { hashtagsHandlers } from './hashtags/functions.ts';
 import { nbaPipeline } from './nba/definition.ts';
+import { nbaHandlers } from './nba/functions.ts';
 import { quotesPipeline } from './quotes/definition.ts';
 import { quotesHandlers } from './quotes/functions.ts';
 import { tollsPipeline } from './tolls/definition.ts';
@@ -18,8 +19,7 @@ export const pipelineModules: Readonly<Record<string, PipelineModule>> = {
   hashtags: { definition: hashtagsPipeline, handlers: hashtagsHandlers },
   tolls: { definition: tollsPipeline, handlers: tollsHandlers },
   quotes: { definition: quotesPipeline, handlers: quotesHandlers },
-  // No functions or workflows: `sluice run nba` runs it (pipelines/nba/run.ts).
-  nba: { definition: nbaPipeline, handlers: () => ({}) },
+  nba: { definition: nbaPipeline, handlers: nbaHandlers },
 };
 
 /** The shipped pipeline definitions, by name. */

@@ -1,5 +1,8 @@
 import type { DatasetDefinition } from '../../src/core/dataset.ts';
 import type { PipelineDefinition } from '../../src/core/pipeline.ts';
+import type { AslDefinition } from '../../src/core/workflow.ts';
+import collectAsl from './workflows/collect.asl.json' with { type: 'json' };
+import tamperingAsl from './workflows/tampering.asl.json' with { type: 'json' };
 
 /** The pipeline's name: key prefix in every layer, catalog database. */
 export const PIPELINE = 'nba';
@@ -136,7 +139,11 @@ export const NBA_CONFIG_DEFAULTS = {
   idleness_seconds: 90,
 } as const;
 
-/** The nba reference pipeline (REFERENCE.md section 5); `sluice run nba` runs it (pipelines/nba/run.ts), no functions or workflows. */
+/**
+ * The nba reference pipeline (REFERENCE.md section 5). `sluice run nba` replays envelopes through
+ * everything (pipelines/nba/run.ts); under `sluice up` (and on AWS) the collector and the
+ * continuous tampering job run as scheduled functions (pipelines/nba/continuous.ts, functions.ts).
+ */
 export const nbaPipeline: PipelineDefinition = {
   name: PIPELINE,
   description:
@@ -250,7 +257,73 @@ export const nbaPipeline: PipelineDefinition = {
       ],
     },
   ],
+  functions: [
+    {
+      name: 'nba-tampering',
+      description:
+        'one invocation of the continuous tampering job: restore the checkpoint, apply control changes, drain the stream nba-tweets, write alerts and side outputs, checkpoint',
+      timeoutSeconds: 300,
+    },
+    {
+      name: 'nba-collect',
+      description:
+        'the collector: live filtered stream (rule nba) or the replay_envelopes file (once per content) onto the stream nba-tweets',
+      timeoutSeconds: 900,
+    },
+  ],
+  workflows: [
+    {
+      name: 'nba-tampering',
+      pipeline: PIPELINE,
+      description:
+        'drain the tweet stream through the tampering job from its checkpoint (Flink on KDA replaced)',
+      definition: tamperingAsl as AslDefinition,
+      maxConcurrency: 1,
+    },
+    {
+      name: 'nba-collect',
+      pipeline: PIPELINE,
+      description: 'collect tweets (live or replayed envelopes) onto the stream nba-tweets',
+      definition: collectAsl as AslDefinition,
+      maxConcurrency: 1,
+    },
+  ],
+  schedules: [
+    {
+      name: 'nba-tampering-every-minute',
+      pipeline: PIPELINE,
+      description:
+        'drain the stream every minute (the event-source-mapping analog): the job is continuous across invocations',
+      expression: 'rate(1 minute)',
+      workflow: 'nba-tampering',
+      // The next invocation reads everything a missed one would have: nothing is lost by skipping.
+      missedRunPolicy: 'skip',
+    },
+    {
+      name: 'nba-collect-every-minute',
+      pipeline: PIPELINE,
+      description: 'collect live tweets for live_seconds, or replay a new replay_envelopes file',
+      expression: 'rate(1 minute)',
+      workflow: 'nba-collect',
+      missedRunPolicy: 'skip',
+    },
+  ],
   config: {
+    stream_name: { description: 'the tweet stream (Kinesis data stream on AWS)', default: 'nba-tweets' },
+    stream_shards: { description: 'shards of the tweet stream when the functions create it', default: 1 },
+    drain_seconds: {
+      description: 'longest drain of one nba-tampering invocation, seconds (it stops earlier once caught up)',
+      default: 50,
+    },
+    replay_envelopes: {
+      description:
+        "NDJSON envelope file the collector puts on the stream once per content when no TWITTER_BEARER_TOKEN is set ('' = none)",
+      default: '',
+    },
+    live_seconds: {
+      description: 'how long one collector invocation reads the live filtered stream, seconds',
+      default: 50,
+    },
     window_seconds: {
       description: 'tampering: tumbling event-time window size, seconds',
       default: NBA_CONFIG_DEFAULTS.window_seconds,

@@ -22,6 +22,10 @@
  *    rewrites the same objects instead of adding copies.
  * 4. The batch path ({@link runBatchPath}): delivery stream -> landing -> dedup -> daily aggregate
  *    -> warehouse.
+ *
+ * Each run records the steps `tampering`, `alerts` and `batch` in the run log with counts that
+ * reconcile ({@link tamperingCounts}, {@link alertsRunOutcome}). The continuous job under `sluice
+ * up` (continuous.ts) reuses the sinks and counts.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -29,12 +33,13 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Alert } from '../../src/core/alert.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
+import { describeError } from '../../src/core/errors.ts';
 import type { ObjectRef } from '../../src/core/layer.ts';
-import { allPages, type ChangeRecord } from '../../src/core/ports/kv-table.ts';
+import { allPages, type ChangeRecord, type JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { Notifier } from '../../src/core/ports/notifier.ts';
 import type { LocalObjectFile } from '../../src/core/ports/object-store.ts';
 import type { CheckResult } from '../../src/core/quality.ts';
-import { formatRunId } from '../../src/core/run.ts';
+import { formatRunId, type RecordCounts, RunLog } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
 import { DuckDb, quoteString } from '../../src/engines/duckdb/duckdb.ts';
 import { evaluateChecks, tableChecks } from '../../src/engines/quality/checks.ts';
@@ -147,8 +152,89 @@ export function alertOf(alert: TamperingAlert, at: Date, runId: string): Alert {
   };
 }
 
+/**
+ * Run-log counts of the tampering job: `read` = records of the input (envelopes + lines or
+ * records that were not envelopes) = `quarantined` (not envelopes) + `filtered` (not counted in any
+ * window: unknown source, no athlete, unknown destination, suppressed by the control stream, late
+ * beyond the allowed lateness) + `loaded` (assigned to a window on time or within the lateness;
+ * same-team tweets among them, which windows never count: in the details). `stats` may be a
+ * difference of two snapshots of the job's counters (one invocation of the continuous job).
+ */
+export function tamperingCounts(stats: TamperingStats, quarantined: number): RecordCounts {
+  const filtered =
+    stats.unknownSource + stats.noAthlete + stats.unknownDestination + stats.suppressed + stats.late;
+  return {
+    read: stats.tweets + quarantined,
+    loaded: stats.tweets - filtered,
+    duplicates: 0,
+    quarantined,
+    filtered,
+  };
+}
+
+/** The job's counters as run-log details. */
+export function tamperingDetails(stats: TamperingStats): { [key: string]: JsonValue } {
+  return {
+    unknown_source: stats.unknownSource,
+    no_athlete: stats.noAthlete,
+    unknown_destination: stats.unknownDestination,
+    suppressed: stats.suppressed,
+    late: stats.late,
+    same_team: stats.sameTeam,
+    alerts: stats.alerts,
+  };
+}
+
+/** Run-log outcome of the alerts sink: read = alerts emitted = written + already in the dataset. */
+export function alertsRunOutcome(
+  emitted: number,
+  written: Awaited<ReturnType<typeof sinkAlerts>>,
+): { counts: RecordCounts; details: { [key: string]: JsonValue } } {
+  return {
+    counts: {
+      read: emitted,
+      loaded: written.dataset.written,
+      duplicates: emitted - written.dataset.written,
+      quarantined: 0,
+    },
+    details: {
+      notified: written.notified.alerts,
+      already_present: written.dataset.alreadyPresent,
+      failures: written.notified.failures.slice(),
+    },
+  };
+}
+
+/**
+ * Run-log outcome of the batch path: read = envelopes received by the delivery stream = dropped by
+ * the transform (`filtered`) + failed (`quarantined`, with the dedup's quarantined lines) + the
+ * delivered tweets, which the dedup splits into `loaded` and `duplicates`.
+ */
+function batchRunOutcome(batch: BatchPathResult): {
+  counts: RecordCounts;
+  details: { [key: string]: JsonValue };
+} {
+  const { stats } = batch.delivery;
+  return {
+    counts: {
+      read: stats.received,
+      loaded: batch.dedup.counts.loaded,
+      duplicates: batch.dedup.counts.duplicates,
+      quarantined: stats.failed + batch.dedup.counts.quarantined,
+      filtered: stats.dropped,
+    },
+    details: {
+      raw_objects: batch.delivery.rawObjects,
+      partitions: batch.delivery.partitions,
+      totals_rows: batch.aggregate.rows,
+      warehouse: batch.warehouse.status,
+      warehouse_rows: batch.warehouse.rows,
+    },
+  };
+}
+
 /** The compact `all-tweets` record stored in the lake. */
-function allTweetsLine(r: AllTweetsRecord): string {
+export function allTweetsLine(r: AllTweetsRecord): string {
   return JSON.stringify({
     id: r.envelope.data[0]?.id ?? null,
     event_time: r.envelope.event_time,
@@ -160,7 +246,7 @@ function allTweetsLine(r: AllTweetsRecord): string {
 }
 
 /** Reads `tampering_control`'s change stream from `position` to its end. */
-async function readAllChanges(
+export async function readAllChanges(
   table: Awaited<ReturnType<typeof loadReferenceData>>['tables']['control'],
   position: Parameters<typeof table.readChanges>[0],
 ): Promise<ChangeRecord[]> {
@@ -219,7 +305,9 @@ export async function runNba(ctx: PipelineContext, options: NbaRunOptions): Prom
   for (const record of await readAllChanges(control, before))
     controlChanges.push(controlChangeFromRecord(record));
 
-  // 3. The tampering job.
+  // 3. The tampering job (one run-log record per step, counts reconciled: see tamperingCounts).
+  const runs = await RunLog.open(ctx.backend.kv, ctx.clock);
+  const tamperingRun = await runs.start({ runId, pipeline: PIPELINE, step: 'tampering', unit: 'replay' });
   const started = Date.now();
   const alerts: TamperingAlert[] = [];
   const late: string[] = [];
@@ -247,7 +335,21 @@ export async function runNba(ctx: PipelineContext, options: NbaRunOptions): Prom
   await objectStore.put(lateRef, gzipSync(late.length > 0 ? `${late.join('\n')}\n` : ''));
   await objectStore.put(allRef, gzipSync(all.length > 0 ? `${all.join('\n')}\n` : ''));
 
-  const written = await sinkAlerts(ctx, { alerts, runId, notifier: options.notifier });
+  const counts = tamperingCounts(job.stats, rejected.length);
+  await tamperingRun.finish({
+    status: 'succeeded',
+    counts,
+    details: { ...tamperingDetails(job.stats), late_key: `landing/${lateRef.key}` },
+  });
+  const alertsRun = await runs.start({ runId, pipeline: PIPELINE, step: 'alerts', unit: 'replay' });
+  let written: Awaited<ReturnType<typeof sinkAlerts>>;
+  try {
+    written = await sinkAlerts(ctx, { alerts, runId, notifier: options.notifier });
+  } catch (error) {
+    await alertsRun.finish({ status: 'failed', error: describeError(error) }).catch(() => {});
+    throw error;
+  }
+  await alertsRun.finish({ status: 'succeeded', ...alertsRunOutcome(alerts.length, written) });
   const tamperingMs = Date.now() - started;
 
   // 4. The batch path.
@@ -255,8 +357,15 @@ export async function runNba(ctx: PipelineContext, options: NbaRunOptions): Prom
   let batchMs: number | undefined;
   if (options.batch !== false) {
     const t = Date.now();
-    batch = await runBatchPath(ctx, envelopes, { runId });
+    const batchRun = await runs.start({ runId, pipeline: PIPELINE, step: 'batch', unit: 'replay' });
+    try {
+      batch = await runBatchPath(ctx, envelopes, { runId });
+    } catch (error) {
+      await batchRun.finish({ status: 'failed', error: describeError(error) }).catch(() => {});
+      throw error;
+    }
     batchMs = Date.now() - t;
+    await batchRun.finish({ status: 'succeeded', ...batchRunOutcome(batch) });
   }
 
   return {
@@ -284,7 +393,7 @@ export async function runNba(ctx: PipelineContext, options: NbaRunOptions): Prom
  * The alerts sink: the alerts whose id `nba.tampering_alerts` lacks go to the notifier (in
  * emission order), then into the dataset (one write unit per run, merge on id, checks first).
  */
-async function sinkAlerts(
+export async function sinkAlerts(
   ctx: PipelineContext,
   input: { alerts: readonly TamperingAlert[]; runId: string; notifier: Notifier },
 ): Promise<{ notified: NbaRunSummary['notified']; dataset: NbaRunSummary['dataset'] }> {
