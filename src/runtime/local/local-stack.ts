@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import type { LocalObjectStore } from '../../backends/local/local-object-store.ts';
 import { LocalObjectWatcher } from '../../backends/local/local-object-watcher.ts';
@@ -77,6 +78,8 @@ export class LocalStack {
     const { ctx, modules } = options;
     const { kv } = ctx.backend;
     const controller = new AbortController();
+    // One listener per pipeline's config follower, schedule and trigger: more than Node's default 10.
+    setMaxListeners(100, controller.signal);
     const background: Promise<unknown>[] = [];
     let watcher: LocalObjectWatcher | undefined;
     // One stack per home: orphan detection and trigger catch-up assume nobody else runs workflows here.
