@@ -50,13 +50,12 @@ import type { TweetInput } from '../../src/sources/twitter/types.ts';
 import { PIPELINE } from './definition.ts';
 import { type Envelope, readEnvelopes, type Tweet, validateEnvelope } from './envelopes.ts';
 import { defaultPlayers, loadReferenceData, openReferenceTables, type PlayerRecord } from './reference.ts';
-import { allTweetsLine, readAllChanges, sinkAlerts, tamperingCounts } from './run.ts';
+import { collectingJob, readAllChanges, sinkAlerts, tamperingCounts } from './run.ts';
 import {
   type ControlChange,
   controlChangeFromRecord,
   type TamperingAlert,
   type TamperingConfig,
-  TamperingJob,
   type TamperingStats,
 } from './tampering.ts';
 
@@ -182,20 +181,8 @@ export async function drainTampering(
   const { control: controlTable } = await openReferenceTables(ctx);
   const { objectStore } = ctx.backend;
 
-  const alerts: TamperingAlert[] = [];
-  const late: string[] = [];
-  const all: string[] = [];
   const rejected: string[] = [];
-  const job = new TamperingJob({
-    players,
-    sinks: {
-      alert: (a) => alerts.push(a),
-      late: (e) => late.push(JSON.stringify(e)),
-      allTweets: (r) => all.push(allTweetsLine(r)),
-    },
-    clock: ctx.clock,
-    ...(options.config ? { config: options.config } : {}),
-  });
+  const { job, alerts, late, all } = collectingJob(ctx, players, options.config);
 
   let before: TamperingStats = ZERO_STATS;
   let controlPosition: StreamPosition | null = null;

@@ -309,19 +309,7 @@ export async function runNba(ctx: PipelineContext, options: NbaRunOptions): Prom
   const runs = await RunLog.open(ctx.backend.kv, ctx.clock);
   const tamperingRun = await runs.start({ runId, pipeline: PIPELINE, step: 'tampering', unit: 'replay' });
   const started = Date.now();
-  const alerts: TamperingAlert[] = [];
-  const late: string[] = [];
-  const all: string[] = [];
-  const job = new TamperingJob({
-    players,
-    sinks: {
-      alert: (a) => alerts.push(a),
-      late: (e) => late.push(JSON.stringify(e)),
-      allTweets: (r) => all.push(allTweetsLine(r)),
-    },
-    clock: ctx.clock,
-    ...(options.config ? { config: options.config } : {}),
-  });
+  const { job, alerts, late, all } = collectingJob(ctx, players, options.config);
   for (const change of controlChanges) job.control(change);
   const hash = createHash('sha256');
   for (const [i, envelope] of envelopes.entries()) {
@@ -503,4 +491,30 @@ export async function sinkAlerts(
     for (const l of locals) await l.release();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * A tampering job whose sinks collect into arrays: `alerts`, `late` (JSON lines of late envelopes)
+ * and `all` (the all-tweets side output, one line per tweet), written out by the caller after the
+ * run (sluice run nba) or the drain (sluice up).
+ */
+export function collectingJob(
+  ctx: PipelineContext,
+  players: readonly PlayerRecord[],
+  config: Partial<TamperingConfig> | undefined,
+): { job: TamperingJob; alerts: TamperingAlert[]; late: string[]; all: string[] } {
+  const alerts: TamperingAlert[] = [];
+  const late: string[] = [];
+  const all: string[] = [];
+  const job = new TamperingJob({
+    players,
+    sinks: {
+      alert: (a) => alerts.push(a),
+      late: (e) => late.push(JSON.stringify(e)),
+      allTweets: (r) => all.push(allTweetsLine(r)),
+    },
+    clock: ctx.clock,
+    ...(config ? { config } : {}),
+  });
+  return { job, alerts, late, all };
 }
