@@ -53,7 +53,7 @@ export function registerRun(program: Command): void {
     .option('--again', 'hashtags: replay files whose content was replayed before (default: skip them)')
     .option(
       '--api-url <url>',
-      'quotes: base URL of the quotable-shaped API (default: config quotes.api_url, http://127.0.0.1:8787)',
+      'quotes: base URL of the quotable-shaped API (default: config quotes.api_url; `sluice fixture-server quotes` serves http://127.0.0.1:8787)',
     )
     .option('--polls <n>', 'quotes: poll this many times, one simulated minute apart')
     .option(
