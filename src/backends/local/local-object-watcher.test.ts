@@ -9,7 +9,7 @@ import { eventObjectKey } from '../../core/trigger.ts';
 import { LocalObjectStore } from './local-object-store.ts';
 import { LocalObjectWatcher } from './local-object-watcher.ts';
 
-const STABILITY_MS = 150;
+const STABILITY_MS = 400;
 
 /** Polls `predicate` until it holds; fails after `timeoutMs` (a deadline, not a timing assertion). */
 async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -102,15 +102,16 @@ describe('LocalObjectWatcher', () => {
   });
 
   it('reports a file written slowly in chunks once, after its last chunk', async () => {
-    // Chunks 150 ms apart: well under the 400 ms the size must hold still.
-    await startWatcher(400);
+    // Chunks 100 ms apart: far under the 2 s the size must hold still, even on a loaded machine
+    // where a 100 ms sleep can take several times longer.
+    await startWatcher(2000);
     const file = path.join(lake, 'landing', 'gharchive', 'slow.json.gz');
     await mkdir(path.dirname(file), { recursive: true });
     const chunkWrittenAt: number[] = [];
     const handle = await open(file, 'w');
     try {
       for (let i = 0; i < 5; i++) {
-        if (i > 0) await sleep(150);
+        if (i > 0) await sleep(100);
         await handle.write(Buffer.alloc(10_000, i));
         await handle.sync();
         chunkWrittenAt.push(performance.now());
@@ -119,7 +120,7 @@ describe('LocalObjectWatcher', () => {
       await handle.close();
     }
     await waitFor(() => seen.length > 0, 'the event');
-    await sleep(400 * 2);
+    await sleep(2000 * 1.5);
     expect(seen).toHaveLength(1);
     expect(seen[0]!.at).toBeGreaterThan(chunkWrittenAt.at(-1)!);
     expect(seen[0]!.record.s3.object.size).toBe(50_000);

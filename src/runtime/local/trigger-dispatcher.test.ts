@@ -21,7 +21,7 @@ import {
   TriggerDispatcher,
 } from './trigger-dispatcher.ts';
 
-const STABILITY_MS = 150;
+const STABILITY_MS = 400;
 
 const gharchive: TriggerDefinition = {
   name: 'gharchive-hour-landed',
