@@ -5,7 +5,7 @@ import { ROOT } from './helpers/samples.ts';
 
 /**
  * The dependency direction of docs/architecture.md, checked on every import:
- * core <- engines, sources, backends <- cli; pipelines use core, engines and sources only.
+ * core <- engines, sources, backends <- cli, dashboard; pipelines use core, engines and sources only.
  */
 function sources(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
@@ -71,19 +71,26 @@ describe('architecture', () => {
   });
 
   it('engines and sources depend only on core (and each other), never on backends, cli or pipelines', () => {
-    const ok = (i: Import) => !/^(src\/(backends|cli)|pipelines)\//.test(i.target);
+    const ok = (i: Import) => !/^(src\/(backends|cli|dashboard)|pipelines)\//.test(i.target);
     expect([...violations('src/engines', ok), ...violations('src/sources', ok)]).toEqual([]);
   });
 
+  it('the dashboard uses core, engines, sources, backends and pipelines, never the cli', () => {
+    expect(violations('src/dashboard', (i) => !/^src\/(cli|runtime)\//.test(i.target))).toEqual([]);
+  });
+
   it('backends never depend on the cli or on pipelines', () => {
-    expect(violations('src/backends', (i) => !/^(src\/cli|pipelines)\//.test(i.target))).toEqual([]);
+    expect(violations('src/backends', (i) => !/^(src\/(cli|dashboard)|pipelines)\//.test(i.target))).toEqual(
+      [],
+    );
   });
 
   it('pipelines use core, engines and sources only: no backend is named in a pipeline', () => {
     expect(
       violations(
         'pipelines',
-        (i) => !/^src\/(backends|cli)\//.test(i.target) && !/better-sqlite3|@aws-sdk/.test(i.target),
+        (i) =>
+          !/^src\/(backends|cli|dashboard)\//.test(i.target) && !/better-sqlite3|@aws-sdk/.test(i.target),
       ),
     ).toEqual([]);
   });

@@ -13,6 +13,7 @@ import { registerQuery } from './commands/query.ts';
 import { registerRun } from './commands/run.ts';
 import { registerRuns } from './commands/runs.ts';
 import { registerSchedules } from './commands/schedules.ts';
+import { registerServe } from './commands/serve.ts';
 import { registerUp } from './commands/up.ts';
 import { registerWarehouse } from './commands/warehouse.ts';
 
@@ -54,6 +55,7 @@ Exit codes: docs/cli.md.`,
   registerSchedules(program);
   registerConfig(program);
   registerAlerts(program);
+  registerServe(program);
   registerFixtureServer(program);
   return program;
 }

@@ -82,7 +82,7 @@ export function createLocalBackend(
     stream,
     isAlive: isLocalProcessAlive,
     async openQueryEngine(
-      open: { readonly namedQueries?: readonly NamedQuery[] } = {},
+      open: { readonly namedQueries?: readonly NamedQuery[]; readonly sandboxed?: boolean } = {},
     ): Promise<QueryEngine> {
       const { LocalQueryEngine } = await import('./local-query-engine.ts');
       return LocalQueryEngine.open({
@@ -91,6 +91,7 @@ export function createLocalBackend(
         lakeRoot,
         ...options.query,
         ...(open.namedQueries ? { namedQueries: open.namedQueries } : {}),
+        ...(open.sandboxed ? { sandboxed: true } : {}),
       });
     },
     async openWarehouse(): Promise<Warehouse> {

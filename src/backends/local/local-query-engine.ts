@@ -19,6 +19,15 @@ export interface LocalQueryEngineOptions {
   readonly memoryLimit?: string;
   /** Named queries defined as views `<database>.<name>` with their parameters' defaults. */
   readonly namedQueries?: readonly NamedQuery[];
+  /**
+   * Lock the engine down after the views are defined, for statements from people (the
+   * dashboard's SQL console): `allowed_directories` = the lake, `enable_external_access = false`
+   * (no `read_csv('/etc/passwd')`, `glob`, `ATTACH`, extension loading outside it) and
+   * `lock_configuration = true` (no `SET` undoing that). Views over the lake still read, and
+   * {@link LocalQueryEngine.refresh} still works: the lake is an allowed directory. Writes into the
+   * lake (`COPY ... TO`) are not stopped by DuckDB: callers refuse such statements themselves.
+   */
+  readonly sandboxed?: boolean;
 }
 
 /**
@@ -42,6 +51,12 @@ export class LocalQueryEngine implements QueryEngine {
     });
     const engine = new LocalQueryEngine(db, options);
     await engine.refresh();
+    if (options.sandboxed) {
+      const lake = `${path.resolve(options.lakeRoot)}${path.sep}`;
+      await db.run(`SET allowed_directories = [${quoteString(lake)}]`);
+      await db.run('SET enable_external_access = false');
+      await db.run('SET lock_configuration = true');
+    }
     return engine;
   }
 
@@ -143,9 +158,15 @@ export class LocalQueryEngine implements QueryEngine {
    */
   async query(sql: string, options: QueryOptions = {}): Promise<QueryResult> {
     try {
-      return await this.db.all(sql, options.maxRows !== undefined ? { maxRows: options.maxRows } : {});
+      return await this.db.all(sql, {
+        ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      });
     } catch (error) {
       let message = (error as Error).message;
+      if (options.timeoutMs !== undefined && /INTERRUPT/i.test(message)) {
+        message = `the statement was stopped after ${options.timeoutMs} ms (the time limit)`;
+      }
       if (/Catalog Error: Table with name/i.test(message)) {
         const tables = (await this.options.catalog.listTables()).map(qualifiedName);
         message += `\nTables in the catalog: ${tables.length > 0 ? tables.join(', ') : '(none yet: run a pipeline or `sluice crawl`)'}.`;

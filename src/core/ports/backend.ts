@@ -22,8 +22,15 @@ export interface Backend {
   /**
    * Opens a query engine over the current catalog (heavy: loaded lazily). Close it after use.
    * `namedQueries` become views `<database>.<name>` (with their parameters' defaults).
+   * `sandboxed`: for statements from people (the dashboard's SQL console): the engine reads the
+   * cataloged tables and nothing else: no file outside the lake, no changing its settings
+   * (locally DuckDB's `enable_external_access = false` with `allowed_directories` = the lake, and
+   * `lock_configuration`; on AWS an Athena workgroup whose role reads only the lake's buckets).
    */
-  openQueryEngine(options?: { readonly namedQueries?: readonly NamedQuery[] }): Promise<QueryEngine>;
+  openQueryEngine(options?: {
+    readonly namedQueries?: readonly NamedQuery[];
+    readonly sandboxed?: boolean;
+  }): Promise<QueryEngine>;
   /**
    * Opens the warehouse (PostgreSQL locally, Redshift on AWS); close it after use.
    *

@@ -31,6 +31,11 @@ export interface QueryResult {
 export interface QueryOptions {
   /** Stop reading after this many rows and set `truncated` (default: no limit). */
   readonly maxRows?: number;
+  /**
+   * Stop the statement after this many ms and throw a {@link QueryError} saying so (default: no
+   * limit). Locally DuckDB's interrupt; Athena: `StopQueryExecution`.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** The query engine port. */

@@ -60,16 +60,37 @@ export class DuckDb {
     await this.connection.run(sql);
   }
 
-  /** Runs a query and reads every row, converted with {@link toSqlValue}. */
-  async all(sql: string, options: { maxRows?: number } = {}): Promise<DuckDbResult & { truncated: boolean }> {
-    if (options.maxRows === undefined) {
+  /**
+   * Runs a query and reads every row, converted with {@link toSqlValue}.
+   * @param options.maxRows stop reading after this many rows (`truncated` tells).
+   * @param options.timeoutMs interrupt the statement after this many ms: it then fails with
+   *   DuckDB's `INTERRUPT Error: Interrupted!`.
+   */
+  async all(
+    sql: string,
+    options: { maxRows?: number; timeoutMs?: number } = {},
+  ): Promise<DuckDbResult & { truncated: boolean }> {
+    if (options.timeoutMs === undefined) return this.read(sql, options.maxRows);
+    const timer = setTimeout(() => this.connection.interrupt(), options.timeoutMs);
+    try {
+      return await this.read(sql, options.maxRows);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async read(
+    sql: string,
+    maxRows: number | undefined,
+  ): Promise<DuckDbResult & { truncated: boolean }> {
+    if (maxRows === undefined) {
       const result = await this.connection.runAndReadAll(sql);
       return { ...convert(result), truncated: false };
     }
-    const result = await this.connection.runAndReadUntil(sql, options.maxRows + 1);
+    const result = await this.connection.runAndReadUntil(sql, maxRows + 1);
     const converted = convert(result);
-    const truncated = converted.rows.length > options.maxRows;
-    return { columns: converted.columns, rows: converted.rows.slice(0, options.maxRows), truncated };
+    const truncated = converted.rows.length > maxRows;
+    return { columns: converted.columns, rows: converted.rows.slice(0, maxRows), truncated };
   }
 
   /** The first column of the first row, or `null` when there is no row. */
