@@ -50,7 +50,9 @@ describe('sluice up (real process)', () => {
   it('transforms a file copied into landing, shows it in executions, and stops gracefully on SIGINT', async () => {
     // Should the test cross the top of an hour, the hourly ingest must not reach for the internet.
     await sluice(['config', 'set', 'gharchive', 'source_url', emptyArchive, '--home', home]);
-    const child = spawn(process.execPath, [BIN, 'up', '--home', home, '--grace', '5'], { cwd: ROOT });
+    const child = spawn(process.execPath, [BIN, 'up', '--home', home, '--grace', '5', '--port', '0'], {
+      cwd: ROOT,
+    });
     const output = { text: '' };
     child.stdout.on('data', (d: Buffer) => {
       output.text += d.toString();

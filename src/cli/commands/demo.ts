@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { UsageError } from '../../core/errors.ts';
+import type { Backend } from '../../core/ports/backend.ts';
 import { openContext, resolveHome } from '../context.ts';
 import { formatBytes, formatCount, formatDuration, formatTable } from '../output.ts';
 
@@ -27,6 +29,8 @@ export const EXAMPLES_DIR = path.resolve(
 
 interface DemoFlags {
   home?: string;
+  serve?: boolean;
+  port?: string;
 }
 
 /** `sluice demo`. */
@@ -35,6 +39,9 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('run every reference pipeline on the bundled real samples, then query the result')
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
+    .option('--serve', 'end by serving the dashboard until Ctrl-C (the default on a terminal)')
+    .option('--no-serve', 'exit after the summary (the default when output is not a terminal)')
+    .option('--port <n>', 'dashboard port (default 8080; 0 picks a free one)')
     .addHelpText(
       'after',
       `
@@ -67,7 +74,11 @@ alerts and the most mentioned players. To stay fast it replays the first 10,000 
 event_time (108 days; about 4 s); \`sluice run nba\` replays all 21,466 (about 11 s).
 
 Re-running the demo is idempotent: hours, capture files and toll files already loaded are not
-loaded twice.`,
+loaded twice.
+
+On a terminal the demo ends by serving the dashboard on http://127.0.0.1:8080 (--port) until
+Ctrl-C; --no-serve exits after the summary, and so does a demo whose output is not a terminal
+(scripts, CI) unless --serve is given.`,
     )
     .action(async (flags: DemoFlags) => {
       const started = Date.now();
@@ -217,9 +228,38 @@ loaded twice.`,
           `done in ${formatDuration(Date.now() - started)}. Next: sluice catalog | sluice runs | sluice query --list | sluice query hashtags.top_users | sluice query quotes.top_quotes | sluice alerts`,
         );
         if (summary.exitCode !== 0) process.exitCode = summary.exitCode;
+        // On a terminal the demo ends by serving the dashboard; scripts and CI get an exit.
+        if (flags.serve ?? (process.stdout.isTTY === true && process.stdin.isTTY === true)) {
+          await serveUntilInterrupted(backend, flags.port);
+        }
       } finally {
         await server.close();
         await close();
       }
     });
+}
+
+/**
+ * Serves the dashboard over the demo's backend until SIGINT/SIGTERM (the warehouse the demo
+ * started stays up meanwhile, so the tolls page can query it).
+ * @throws {UsageError} for a malformed `--port`.
+ */
+async function serveUntilInterrupted(backend: Backend, portFlag: string | undefined): Promise<void> {
+  const port = portFlag !== undefined ? Number(portFlag) : 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port ${portFlag}: expected a port number 0..65535`);
+  }
+  const { startDashboard } = await import('../../dashboard/server.ts');
+  const dashboard = await startDashboard({ backend, port });
+  process.stdout.write(`\ndashboard: ${dashboard.openUrl}  (Ctrl-C to stop; --no-serve skips this)\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await dashboard.close();
 }

@@ -10,6 +10,8 @@ interface UpFlags {
   grace?: string;
   webhook?: string;
   watch?: boolean;
+  serve?: boolean;
+  port?: string;
 }
 
 /** `sluice up`. */
@@ -21,6 +23,8 @@ export function registerUp(program: Command): void {
     .option('--grace <seconds>', 'on shutdown, how long running executions may take to finish (default 30)')
     .option('--webhook <url>', 'also POST alerts to this URL (default $SLUICE_ALERT_WEBHOOK)')
     .option('--no-watch', 'do not watch the lake for files copied in by hand')
+    .option('--no-serve', 'do not serve the dashboard')
+    .option('--port <n>', 'dashboard port (default 8080; 0 picks a free one)')
     .addHelpText(
       'after',
       `
@@ -86,6 +90,20 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
           out(`  trigger  ${t.name}: ${t.layer}/${t.prefix}*${t.suffix} -> ${t.workflow}`);
         }
       }
+      // The dashboard runs with the stack; a port in use is a warning, not a reason to stop.
+      let dashboard: { openUrl: string; close(): Promise<void> } | undefined;
+      if (flags.serve !== false) {
+        const port = flags.port !== undefined ? Number(flags.port) : 8080;
+        try {
+          const { startDashboard } = await import('../../dashboard/server.ts');
+          dashboard = await startDashboard({ backend, port });
+          out(`  dashboard ${dashboard.openUrl}`);
+        } catch (error) {
+          out(
+            `  dashboard not started: ${(error as Error).message} (--port N picks another port, --no-serve skips it)`,
+          );
+        }
+      }
       out('running; Ctrl-C to stop');
       await new Promise<void>((resolve) => {
         let stopping = false;
@@ -98,6 +116,7 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
           out(`${signal}: stopping (running executions get ${graceMs / 1000} s)`);
           stack
             .stop(graceMs)
+            .then(() => dashboard?.close())
             .then(() => close())
             .then(resolve, (error: unknown) => {
               process.stderr.write(
