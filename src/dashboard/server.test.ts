@@ -239,6 +239,16 @@ describe('dashboard API', () => {
     expect(((await response.json()) as { error: string }).error).toMatch(message);
   });
 
+  it('a chart over a table not written yet gets an empty result; the console still gets the error', async () => {
+    const sql = 'SELECT quote_count, count(*) AS n FROM quotes.quotes_agg GROUP BY 1';
+    expect((await query(sql)).status).toBe(400);
+    const chart = await query(sql, { chart: true });
+    expect(chart.status).toBe(200);
+    expect(await chart.json()).toMatchObject({ rows: [], missing: true });
+    expect((await query('DROP TABLE x', { chart: true })).status).toBe(400);
+    expect((await get('/favicon.ico')).status).toBe(204);
+  });
+
   it('the sandboxed engine itself cannot read files outside the lake (the second line of defence)', async () => {
     const engine = await t.backend.openQueryEngine({ sandboxed: true });
     try {

@@ -155,6 +155,14 @@ function errorStatus(error: unknown): 400 | 404 | 500 {
   return 500;
 }
 
+/** The engine's or the warehouse's "no such table" (a pipeline that has not run yet), not a refusal. */
+function isMissingTable(error: unknown): boolean {
+  return (
+    (error instanceof QueryError || error instanceof WarehouseError) &&
+    /Table with name \S+ does not exist|relation "[^"]+" does not exist/.test(error.message)
+  );
+}
+
 /** Builds the app (routes and middleware) over `data` and `sql`; {@link startDashboard} serves it. */
 export function createDashboardApp(data: DashboardData, sql: SqlConsole, token: string | undefined): Hono {
   const app = new Hono();
@@ -169,6 +177,8 @@ export function createDashboardApp(data: DashboardData, sql: SqlConsole, token: 
     return c.text(`${message}\n`, status);
   });
 
+  // Browsers ask for it on every first visit; no icon, and no 404 in their console.
+  app.get('/favicon.ico', (c) => c.body(null, 204));
   app.get('/static/:file', async (c) => {
     const f = files[c.req.param('file')];
     if (!f) return c.text('not found\n', 404);
@@ -286,17 +296,31 @@ export function createDashboardApp(data: DashboardData, sql: SqlConsole, token: 
     });
   });
   app.post('/api/query', async (c) => {
-    let body: { sql?: unknown; warehouse?: unknown };
+    let body: { sql?: unknown; warehouse?: unknown; chart?: unknown };
     try {
-      body = (await c.req.json()) as { sql?: unknown; warehouse?: unknown };
+      body = (await c.req.json()) as { sql?: unknown; warehouse?: unknown; chart?: unknown };
     } catch {
       return json(c, { error: 'send JSON: {"sql": "SELECT ..."}' }, 400);
     }
     if (typeof body.sql !== 'string') return json(c, { error: 'send JSON: {"sql": "SELECT ..."}' }, 400);
     const warehouse = body.warehouse === true || c.req.query('warehouse') === '1';
     const started = Date.now();
-    const result = await sql.run(body.sql, { warehouse });
-    return json(c, { ...result, elapsedMs: Date.now() - started, maxRows: sql.limits.maxRows });
+    try {
+      const result = await sql.run(body.sql, { warehouse });
+      return json(c, { ...result, elapsedMs: Date.now() - started, maxRows: sql.limits.maxRows });
+    } catch (error) {
+      // A chart over a table its pipeline has not written yet is empty, not an error: the page says
+      // "no data yet" (and the browser logs no failed request). The SQL console still gets the 400.
+      if (body.chart === true && isMissingTable(error))
+        return json(c, {
+          columns: [],
+          rows: [],
+          truncated: false,
+          elapsedMs: Date.now() - started,
+          missing: true,
+        });
+      throw error;
+    }
   });
   app.get('/api/query.csv', async (c) => {
     const statement = c.req.query('sql') ?? '';

@@ -8,12 +8,12 @@
     return el ? JSON.parse(el.textContent) : undefined;
   };
 
-  async function runQuery(sql, warehouse) {
+  async function runQuery(sql, warehouse, chart) {
     const response = await fetch('/api/query', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       credentials: 'same-origin',
-      body: JSON.stringify({ sql, warehouse: Boolean(warehouse) }),
+      body: JSON.stringify({ sql, warehouse: Boolean(warehouse), chart: Boolean(chart) }),
     });
     const body = await response.json();
     if (!response.ok) throw new Error(body.error || response.statusText);
@@ -88,7 +88,7 @@
         const canvas = figure.querySelector('canvas');
         const inline = readJson(`chart-data-${i}`);
         try {
-          const result = inline || (await runQuery(spec.sql, spec.warehouse));
+          const result = inline || (await runQuery(spec.sql, spec.warehouse, true));
           if (result.rows.length === 0) showError(figure, 'no data yet');
           else draw(canvas, spec, result.columns, result.rows);
           figure.dataset.rows = String(result.rows.length);
