@@ -3,6 +3,7 @@
  * the same run, and with `--json` one JSON object on its last line.
  */
 const benches: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
+  dashboard: () => import('./dashboard.ts'),
   gharchive: () => import('./gharchive.ts'),
   hashtags: () => import('./hashtags.ts'),
   orchestration: () => import('./orchestration.ts'),

@@ -157,8 +157,7 @@ const EXECUTION_HEADERS = [
 
 /** Overview: counts by status, tables, latest runs and executions. */
 export async function overviewPage(data: DashboardData): Promise<string> {
-  const runs = await data.runs({}, { limit: 10, offset: 0 });
-  const failedRuns = await data.runs({ status: 'failed' }, { limit: 5, offset: 0 });
+  const { runs, failedRuns } = await data.runsOverview(10, 5);
   const executions = await data.executions({}, { limit: 10, offset: 0 });
   const tables = await data.catalog({});
   const pipelines = Object.keys(data.pipelines);

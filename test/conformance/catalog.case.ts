@@ -270,6 +270,25 @@ export function catalogConformance(
         expect(p.createdAt).toBeInstanceOf(Date);
         expect(p.updatedAt).toBeInstanceOf(Date);
       }
+
+      // Pages of that order, either way, and the summary (rows: the known ones only).
+      const sorted = inputs.map((p) => p.values).sort(compareValues);
+      const page = await catalog.listPartitions(database, 'events', { limit: 2, offset: 1 });
+      expect(page.map((p) => p.values)).toEqual(sorted.slice(1, 3));
+      const newest = await catalog.listPartitions(database, 'events', { descending: true, limit: 2 });
+      expect(newest.map((p) => p.values)).toEqual([...sorted].reverse().slice(0, 2));
+      const rest = await catalog.listPartitions(database, 'events', { descending: true, offset: 3 });
+      expect(rest.map((p) => p.values)).toEqual([...sorted].reverse().slice(3));
+      expect(await catalog.summarizePartitions(database, 'events')).toEqual({
+        partitions: inputs.length,
+        rows: listed.reduce((n, p) => n + (p.rows ?? 0), 0),
+        bytes: listed.reduce((n, p) => n + p.bytes, 0),
+      });
+      expect(await catalog.summarizePartitions(database, 'missing')).toEqual({
+        partitions: 0,
+        rows: 0,
+        bytes: 0,
+      });
     });
 
     it('orders partitions value by value, not by joined path', async () => {

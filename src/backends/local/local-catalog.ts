@@ -8,6 +8,8 @@ import type {
   Partition,
   PartitionFile,
   PartitionInput,
+  PartitionListOptions,
+  PartitionSummary,
   SchemaVersion,
   TableDefinition,
   TableFormat,
@@ -311,14 +313,32 @@ export class LocalCatalog implements Catalog {
   }
 
   /** Partitions ordered by their values, value by value (UTF-8 bytes); `[]` for a missing table. */
-  async listPartitions(database: string, name: string): Promise<Partition[]> {
+  async listPartitions(
+    database: string,
+    name: string,
+    options: PartitionListOptions = {},
+  ): Promise<Partition[]> {
+    const limit = options.limit === undefined ? -1 : Math.max(0, Math.floor(options.limit));
+    const offset = Math.max(0, Math.floor(options.offset ?? 0));
     const rows = this.db
       .prepare(
         `SELECT partition_values, prefix, files, rows, bytes, run_id, schema_version, created_at, updated_at
-         FROM catalog_partitions WHERE database = ? AND name = ? ORDER BY sort_key`,
+         FROM catalog_partitions WHERE database = ? AND name = ?
+         ORDER BY sort_key ${options.descending ? 'DESC' : 'ASC'} LIMIT ? OFFSET ?`,
       )
-      .all(database, name) as PartitionRow[];
+      .all(database, name, limit, offset) as PartitionRow[];
     return rows.map(toPartition);
+  }
+
+  /** Count, known rows and bytes of a table's partitions, in one SQL aggregate. */
+  async summarizePartitions(database: string, name: string): Promise<PartitionSummary> {
+    const row = this.db
+      .prepare(
+        `SELECT count(*) AS partitions, coalesce(sum(rows), 0) AS rows, coalesce(sum(bytes), 0) AS bytes
+         FROM catalog_partitions WHERE database = ? AND name = ?`,
+      )
+      .get(database, name) as PartitionSummary;
+    return { partitions: row.partitions, rows: row.rows, bytes: row.bytes };
   }
 
   /** Removes partitions by values in one transaction (Glue `BatchDeletePartition`); missing ones are ignored. */

@@ -91,6 +91,24 @@ export interface Partition extends PartitionInput {
   readonly updatedAt: Date;
 }
 
+/** Options of {@link Catalog.listPartitions}. */
+export interface PartitionListOptions {
+  /** Last values first. */
+  readonly descending?: boolean;
+  /** At most this many partitions (default: all). */
+  readonly limit?: number;
+  /** Skips this many first (default 0). */
+  readonly offset?: number;
+}
+
+/** Result of {@link Catalog.summarizePartitions}. */
+export interface PartitionSummary {
+  readonly partitions: number;
+  /** Sum of the partitions' known row counts. */
+  readonly rows: number;
+  readonly bytes: number;
+}
+
 /** Result of {@link Catalog.upsertTable}. */
 export interface UpsertTableResult {
   readonly table: CatalogTable;
@@ -123,8 +141,14 @@ export interface Catalog {
    */
   putPartitions(database: string, name: string, partitions: readonly PartitionInput[]): Promise<void>;
 
-  /** Partitions of a table, ordered by their values. */
-  listPartitions(database: string, name: string): Promise<Partition[]>;
+  /**
+   * Partitions of a table, ordered by their values (`descending`: last values first); with
+   * `limit`/`offset`, one page of that order (the dashboard pages a table's partitions this way).
+   */
+  listPartitions(database: string, name: string, options?: PartitionListOptions): Promise<Partition[]>;
+
+  /** How many partitions a table has, with their total rows (known ones) and bytes; zeros for a missing table. */
+  summarizePartitions(database: string, name: string): Promise<PartitionSummary>;
 
   /** Removes partitions by values; missing ones are ignored. */
   deletePartitions(database: string, name: string, values: readonly (readonly string[])[]): Promise<void>;
