@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { BookmarkStore } from '../../src/core/bookmark.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
@@ -8,7 +7,7 @@ import { Lease } from '../../src/core/lease.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { CheckDefinition } from '../../src/core/quality.ts';
 import type { RecordCounts, RunStatus } from '../../src/core/run.ts';
-import { formatRunId, RunLog } from '../../src/core/run.ts';
+import { newRunId, RunLog } from '../../src/core/run.ts';
 import { blockedResultsOf, checkSummary } from '../../src/engines/quality/checks.ts';
 import type { FetchOptions } from '../../src/sources/http/download.ts';
 import { GHARCHIVE_URL } from './definition.ts';
@@ -72,10 +71,8 @@ export interface GharchiveRunSummary {
   readonly exitCode: number;
 }
 
-/** A new run id: `20260121T120000Z-1a2b3c`. */
-export function newRunId(now: Date): string {
-  return formatRunId(now, randomBytes(3).toString('hex'));
-}
+/** A new run id (`src/core/run.ts`), re-exported for this pipeline's callers. */
+export { newRunId } from '../../src/core/run.ts';
 
 /** What a bookmark-moving session holds: the pipeline lease, the run log and the bookmarks. */
 interface Session {

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { StepError } from '../../src/core/errors.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { CheckDefinition } from '../../src/core/quality.ts';
 import type { RecordCounts, RunLog } from '../../src/core/run.ts';
-import { formatRunId, RunLog as RunLogClass } from '../../src/core/run.ts';
+import { newRunId, RunLog as RunLogClass } from '../../src/core/run.ts';
 import { blockedResultsOf, checkSummary } from '../../src/engines/quality/checks.ts';
 import { type AnalyticalResult, loadAnalytical, logUpdate, refreshDashboard } from './analytical.ts';
 import { type ConsumeResult, consume } from './consumer.ts';
@@ -13,10 +12,8 @@ import { type ProduceResult, type ProducerSource, produce } from './producer.ts'
 import { deleteStaging, processStaging, type StagingResult, type StagingSelection } from './staging.ts';
 import { deleteStreamIfDrained, ensureStream } from './stream.ts';
 
-/** A new run id: `20261121T160500Z-a1b2c3` (UTC). */
-export function newRunId(now: Date): string {
-  return formatRunId(now, randomBytes(3).toString('hex'));
-}
+/** A new run id (`src/core/run.ts`), re-exported for this pipeline's callers. */
+export { newRunId } from '../../src/core/run.ts';
 
 /** Options of {@link runHashtags}. */
 export interface HashtagsRunOptions {

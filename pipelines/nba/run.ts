@@ -27,7 +27,7 @@
  * reconcile ({@link tamperingCounts}, {@link alertsRunOutcome}). The continuous job under `sluice
  * up` (continuous.ts) reuses the sinks and counts.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -39,7 +39,7 @@ import { allPages, type ChangeRecord, type JsonValue } from '../../src/core/port
 import type { Notifier } from '../../src/core/ports/notifier.ts';
 import type { LocalObjectFile } from '../../src/core/ports/object-store.ts';
 import type { CheckResult } from '../../src/core/quality.ts';
-import { formatRunId, type RecordCounts, RunLog } from '../../src/core/run.ts';
+import { newRunId, type RecordCounts, RunLog } from '../../src/core/run.ts';
 import { writeDatasetUnit } from '../../src/engines/duckdb/dataset-writer.ts';
 import { DuckDb, quoteString } from '../../src/engines/duckdb/duckdb.ts';
 import { evaluateChecks, tableChecks } from '../../src/engines/quality/checks.ts';
@@ -58,10 +58,8 @@ import {
   type TamperingStats,
 } from './tampering.ts';
 
-/** A new run id: `20261121T160500Z-a1b2c3` (UTC). */
-export function newRunId(now: Date): string {
-  return formatRunId(now, randomBytes(3).toString('hex'));
-}
+/** A new run id (`src/core/run.ts`), re-exported for this pipeline's callers. */
+export { newRunId } from '../../src/core/run.ts';
 
 /** A `--control` change: `control: null` removes the team's item (a REMOVE record). */
 export interface ControlInput {

@@ -1,16 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../src/core/clock.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { describeError, ExitCode, SluiceError, StepError } from '../../src/core/errors.ts';
 import type { Item, KvTable } from '../../src/core/ports/kv-table.ts';
-import { formatRunId, RunLog } from '../../src/core/run.ts';
+import { newRunId, RunLog } from '../../src/core/run.ts';
 import { fetchRandomQuote, type QuotableQuote } from '../../src/sources/quotes/quotable.ts';
 import { PIPELINE, RAW_KEY_SCHEMA, RAW_TABLE, utcDate } from './definition.ts';
 
-/** A new run id: `20240101T000000Z-a1b2c3` (UTC). */
-export function newRunId(now: Date): string {
-  return formatRunId(now, randomBytes(3).toString('hex'));
-}
+/** A new run id (`src/core/run.ts`), re-exported for this pipeline's callers. */
+export { newRunId } from '../../src/core/run.ts';
 
 /** An item of `quotes_raw`: the original's renamed fields under its keys. */
 export interface RawQuoteItem {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { PipelineContext } from '../../src/core/context.ts';
 import type { S3Event } from '../../src/core/events.ts';
 import type { FunctionHandler } from '../../src/core/function.ts';
@@ -7,7 +6,7 @@ import type { PipelineRuntime } from '../../src/core/pipeline.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { CheckDefinition } from '../../src/core/quality.ts';
 import type { RecordCounts } from '../../src/core/run.ts';
-import { formatRunId, RunLog } from '../../src/core/run.ts';
+import { newRunId, RunLog } from '../../src/core/run.ts';
 import { eventObjectKey } from '../../src/core/trigger.ts';
 import { crawl } from '../../src/engines/crawler/crawler.ts';
 import { blockedResultsOf, checkSummary } from '../../src/engines/quality/checks.ts';
@@ -16,10 +15,8 @@ import { generateFile, type TollsFileFormat } from './generate.ts';
 import { type JobFileResult, runJob } from './job.ts';
 import { ensureWarehouseTables, type LoadResult, loadFile } from './load.ts';
 
-/** A new run id: `20261121T160500Z-a1b2c3` (UTC). */
-export function newRunId(now: Date): string {
-  return formatRunId(now, randomBytes(3).toString('hex'));
-}
+/** A new run id (`src/core/run.ts`), re-exported for this pipeline's callers. */
+export { newRunId } from '../../src/core/run.ts';
 
 /**
  * Crawls `landing/tolls/` into the catalog table `landing.tolls` (the original's Glue crawler over

@@ -79,6 +79,15 @@ export function formatRunId(now: Date, random6hex: string): string {
     .replace(/\.\d+Z$/, 'Z')}-${random6hex}`;
 }
 
+/**
+ * A new run id for `now`: {@link formatRunId} with 3 random bytes from Web Crypto
+ * (`globalThis.crypto`, no import: the core stays free of Node modules).
+ */
+export function newRunId(now: Date): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(3));
+  return formatRunId(now, Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(''));
+}
+
 /** Name of the key-value table holding run records. */
 export const RUNS_TABLE = 'sluice_runs';
 

@@ -45,8 +45,9 @@ export async function runHashtagsCommand(flags: HashtagsRunFlags): Promise<void>
   const seconds = positiveNumber('--seconds', flags.seconds);
   const inputs = (flags.input ?? []).map((file) => path.resolve(file));
   for (const file of inputs) {
-    await access(file).catch(() => {
-      throw new UsageError(`--input ${file}: no such file`);
+    await access(file).catch((error: unknown) => {
+      // Keep the system's reason: "no such file" and "permission denied" need different fixes.
+      throw new UsageError(`--input ${file}: ${(error as Error).message}`, { cause: error });
     });
   }
   const { bearerTokenFromEnv } = await import('../../sources/twitter/filtered-stream.ts');

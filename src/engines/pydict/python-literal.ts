@@ -290,21 +290,7 @@ class Parser {
       } else {
         result[key] = value;
       }
-      this.skipWhitespace();
-      const next = this.text.charCodeAt(this.pos);
-      if (next === C.Comma) {
-        this.pos++;
-        this.skipWhitespace();
-        if (this.text.charCodeAt(this.pos) === C.CloseBrace) {
-          this.pos++;
-          return result;
-        }
-      } else if (next === C.CloseBrace) {
-        this.pos++;
-        return result;
-      } else {
-        throw this.error(`expected ',' or '}' after a dict value, found ${this.describeHere()}`);
-      }
+      if (this.endOfItem(C.CloseBrace, "'}' after a dict value")) return result;
     }
   }
 
@@ -319,22 +305,28 @@ class Parser {
     }
     for (;;) {
       result.push(this.value(depth));
-      this.skipWhitespace();
-      const next = this.text.charCodeAt(this.pos);
-      if (next === C.Comma) {
-        this.pos++;
-        this.skipWhitespace();
-        if (this.text.charCodeAt(this.pos) === C.CloseBracket) {
-          this.pos++;
-          return result;
-        }
-      } else if (next === C.CloseBracket) {
-        this.pos++;
-        return result;
-      } else {
-        throw this.error(`expected ',' or ']' after a list item, found ${this.describeHere()}`);
-      }
+      if (this.endOfItem(C.CloseBracket, "']' after a list item")) return result;
     }
+  }
+
+  /**
+   * After an item of a dict, list or tuple: consumes `,` (and a trailing `,` before `close`) or
+   * `close`. @returns true when the container ended.
+   * @throws {PythonLiteralError} naming what was expected (`expected ',' or <expected>`).
+   */
+  private endOfItem(close: number, expected: string): boolean {
+    this.skipWhitespace();
+    const next = this.text.charCodeAt(this.pos);
+    if (next === close) {
+      this.pos++;
+      return true;
+    }
+    if (next !== C.Comma) throw this.error(`expected ',' or ${expected}, found ${this.describeHere()}`);
+    this.pos++;
+    this.skipWhitespace();
+    if (this.text.charCodeAt(this.pos) !== close) return false;
+    this.pos++;
+    return true;
   }
 
   /** `(x)` is `x`; `()`, `(x,)` and `(x, y)` are tuples, returned as arrays. */
@@ -356,24 +348,16 @@ class Parser {
     if (c !== C.Comma)
       throw this.error(`expected ',' or ')' after a tuple item, found ${this.describeHere()}`);
     const result: PythonLiteralValue[] = [first];
-    for (;;) {
-      // at a comma
+    // At the comma after the first item: `(x,)` is a one-item tuple.
+    this.pos++;
+    this.skipWhitespace();
+    if (this.text.charCodeAt(this.pos) === C.CloseParen) {
       this.pos++;
-      this.skipWhitespace();
-      if (this.text.charCodeAt(this.pos) === C.CloseParen) {
-        this.pos++;
-        return result;
-      }
+      return result;
+    }
+    for (;;) {
       result.push(this.value(depth));
-      this.skipWhitespace();
-      const next = this.text.charCodeAt(this.pos);
-      if (next === C.CloseParen) {
-        this.pos++;
-        return result;
-      }
-      if (next !== C.Comma) {
-        throw this.error(`expected ',' or ')' after a tuple item, found ${this.describeHere()}`);
-      }
+      if (this.endOfItem(C.CloseParen, "')' after a tuple item")) return result;
     }
   }
 
