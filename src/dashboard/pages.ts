@@ -22,6 +22,15 @@ export interface ChartSpec {
   readonly horizontal?: boolean;
   /** The result is long: (label, series name, value) rows, pivoted into one series per name. */
   readonly pivot?: boolean;
+  /** Stack the series (bar charts). */
+  readonly stacked?: boolean;
+}
+
+/** A result table the page's script fills from the result of `sql` (at most 1,000 rows). */
+export interface TableSpec {
+  readonly title: string;
+  readonly sql: string;
+  readonly warehouse?: boolean;
 }
 
 const NAV: readonly [string, string][] = [
@@ -247,10 +256,18 @@ export const PIPELINE_CHARTS: Readonly<Record<string, readonly ChartSpec[]>> = {
   ],
   tolls: [
     {
+      title: 'revenue per booth per day (warehouse)',
+      type: 'bar',
+      warehouse: true,
+      pivot: true,
+      stacked: true,
+      sql: "SELECT replace(transaction_date, '/', '-') AS day, toll_booth, round(sum(transaction_amount::numeric), 2)::float8 AS revenue FROM toll_table GROUP BY 1, 2 ORDER BY 1, 2",
+    },
+    {
       title: 'revenue per booth (warehouse)',
       type: 'bar',
       warehouse: true,
-      sql: 'SELECT toll_booth, round(sum(transaction_amount)::numeric, 2)::float8 AS revenue FROM toll_table GROUP BY toll_booth ORDER BY revenue DESC',
+      sql: 'SELECT toll_booth, round(sum(transaction_amount::numeric), 2)::float8 AS revenue FROM toll_table GROUP BY toll_booth ORDER BY revenue DESC, toll_booth',
     },
     {
       title: 'transactions per vehicle category (warehouse)',
@@ -273,6 +290,13 @@ export const PIPELINE_CHARTS: Readonly<Record<string, readonly ChartSpec[]>> = {
   ],
   nba: [
     {
+      title: 'tweets per player per day (the 8 most mentioned players)',
+      type: 'bar',
+      pivot: true,
+      stacked: true,
+      sql: "WITH top AS (SELECT player FROM nba.players_total_tweets GROUP BY player ORDER BY sum(total) DESC, player LIMIT 8) SELECT strftime(make_date(p.year, p.month, p.day), '%Y-%m-%d') AS day, p.player, sum(p.total) AS tweets FROM nba.players_total_tweets p JOIN top USING (player) GROUP BY 1, 2 ORDER BY 1, 2",
+    },
+    {
       title: 'player annotations per day',
       type: 'line',
       sql: "SELECT strftime(make_date(year, month, day), '%Y-%m-%d') AS day, sum(total) AS annotations FROM nba.players_total_tweets GROUP BY 1 ORDER BY 1",
@@ -291,14 +315,26 @@ export const PIPELINE_CHARTS: Readonly<Record<string, readonly ChartSpec[]>> = {
   ],
 };
 
+/** Result tables of the shipped pipelines' pages, filled like the charts (through `/api/query`). */
+export const PIPELINE_TABLES: Readonly<Record<string, readonly TableSpec[]>> = {
+  nba: [
+    {
+      title: 'tampering alerts with their windows (latest 50)',
+      sql: "SELECT strftime(window_start, '%Y-%m-%d %H:%M:%S') AS window_start, strftime(window_end, '%Y-%m-%d %H:%M:%S') AS window_end, team, tampering_player, total, array_to_string(players, ', ') AS players, firing FROM nba.tampering_alerts ORDER BY nba.tampering_alerts.window_start DESC, team, tampering_player, firing LIMIT 50",
+    },
+  ],
+};
+
 /** One pipeline: charts, workflow graphs, schedules, triggers, bookmark, latest runs. */
 export async function pipelinePage(data: DashboardData, name: string): Promise<string | undefined> {
   const p = (await data.listPipelines()).find((x) => x.name === name);
   if (!p) return undefined;
   const charts = PIPELINE_CHARTS[name] ?? [];
+  const tables = PIPELINE_TABLES[name] ?? [];
   const runs = await data.runs({ pipeline: name }, { limit: 10, offset: 0 });
   const body = html`<p>${p.description}</p>
 <section class="charts">${charts.map((c, i) => html`<figure class="chart" data-chart="${i}"><figcaption>${c.title}</figcaption><canvas></canvas><details><summary>SQL${c.warehouse ? ' (warehouse)' : ''}</summary><pre>${c.sql}</pre></details></figure>`)}</section>
+${tables.map((t, i) => html`<figure class="result" data-table="${i}"><figcaption>${t.title}</figcaption><div class="result-table"></div><details><summary>SQL${t.warehouse ? ' (warehouse)' : ''}</summary><pre>${t.sql}</pre></details></figure>`)}
 <h2>Datasets</h2>${table(
     ['table', 'layer', 'description'],
     p.datasets.map(
@@ -337,7 +373,10 @@ export async function pipelinePage(data: DashboardData, name: string): Promise<s
     'none',
   )}
 <h2>Latest runs</h2>${table(RUN_HEADERS, runRows(runs.items), 'no runs yet')}<p><a href="/runs?pipeline=${encodeURIComponent(name)}">all runs of ${name} →</a></p>`;
-  return layout(`Pipeline ${name}`, '/pipelines', body, [jsonScript('charts', charts)]);
+  return layout(`Pipeline ${name}`, '/pipelines', body, [
+    jsonScript('charts', charts),
+    ...(tables.length > 0 ? [jsonScript('tables', tables)] : []),
+  ]);
 }
 
 const RUN_STATUSES = ['running', 'succeeded', 'partial', 'failed', 'aborted', 'skipped'];
@@ -371,43 +410,92 @@ export async function executionsPage(
   return layout('Executions', '/executions', body);
 }
 
-/** State intervals of an execution's history: entered -> exited/failed, with retries and catches. */
-function stateIntervals(events: readonly ExecutionEvent[], start: number) {
-  const open = new Map<string, { state: string; from: number; retries: number }>();
-  const intervals: { state: string; from: number; to: number; outcome: string; retries: number }[] = [];
+/** One attempt of a state: entered (or retried) until it exited, failed or was caught. */
+interface Attempt {
+  from: number;
+  to: number | undefined;
+  outcome: string;
+}
+
+/** One state entry of an execution, from StateEntered to its final outcome, with its attempts. */
+export interface StateInterval {
+  readonly state: string;
+  readonly from: number;
+  readonly to: number;
+  /** `ok`, `caught <error>`, `failed <error>` or `running`. */
+  readonly outcome: string;
+  readonly retries: number;
+  readonly attempts: readonly Attempt[];
+}
+
+/**
+ * State intervals of an execution's history, one per StateEntered, in entry order: a failed attempt
+ * followed by StateRetried starts the next attempt of the same interval; StateCaught ends it as
+ * caught, StateExited as ok; a last failed attempt with nothing after it ends it as failed.
+ */
+export function stateIntervals(events: readonly ExecutionEvent[], start: number): StateInterval[] {
+  interface Open {
+    state: string;
+    from: number;
+    seq: number;
+    retries: number;
+    attempts: Attempt[];
+    failure?: string | undefined;
+    /** The error of the last failed attempt (StateCaught may not repeat it). */
+    error?: string | undefined;
+  }
+  const open = new Map<string, Open>();
+  const done: (StateInterval & { seq: number })[] = [];
   const keyOf = (e: ExecutionEvent) => `${e.state ?? ''}#${e.parent?.state ?? ''}#${e.parent?.index ?? ''}`;
+  const close = (key: string, o: Open, to: number, outcome: string) => {
+    open.delete(key);
+    const last = o.attempts[o.attempts.length - 1];
+    if (last && last.to === undefined) {
+      last.to = to;
+      last.outcome = outcome;
+    }
+    const { failure: _failure, error: _error, ...rest } = o;
+    done.push({ ...rest, to, outcome });
+  };
   for (const e of events) {
     const t = Date.parse(e.timestamp) - start;
     const key = keyOf(e);
-    if (e.type === 'StateEntered' && e.state)
+    const o = open.get(key);
+    if (e.type === 'StateEntered' && e.state) {
+      if (o) close(key, o, t, 'running');
       open.set(key, {
         state: e.parent?.index !== undefined ? `${e.state} [${e.parent.index}]` : e.state,
         from: t,
+        seq: e.seq,
         retries: 0,
+        attempts: [{ from: t, to: undefined, outcome: 'running' }],
       });
-    else if (e.type === 'StateRetried') {
-      const o = open.get(key);
-      if (o) o.retries++;
-    } else if (
-      (e.type === 'StateExited' || e.type === 'StateFailed' || e.type === 'StateCaught') &&
-      open.has(key)
-    ) {
-      const o = open.get(key) as { state: string; from: number; retries: number };
-      open.delete(key);
-      intervals.push({
-        ...o,
-        to: t,
-        outcome:
-          e.type === 'StateExited'
-            ? 'ok'
-            : e.type === 'StateCaught'
-              ? `caught ${e.error ?? ''}`
-              : `failed ${e.error ?? ''}`,
-      });
+    } else if (!o) {
+      // An event of a state never entered (a truncated history): nothing to draw.
+    } else if (e.type === 'StateFailed') {
+      const last = o.attempts[o.attempts.length - 1];
+      if (last && last.to === undefined) {
+        last.to = t;
+        last.outcome = `failed ${e.error ?? ''}`.trim();
+      }
+      o.failure = `failed ${e.error ?? ''}`.trim();
+      o.error = e.error;
+    } else if (e.type === 'StateRetried') {
+      o.retries++;
+      o.failure = undefined;
+      o.attempts.push({ from: t, to: undefined, outcome: 'running' });
+    } else if (e.type === 'StateCaught') {
+      close(key, o, t, `caught ${e.error ?? o.error ?? ''}`.trim());
+    } else if (e.type === 'StateExited') {
+      close(key, o, t, o.failure ?? 'ok');
     }
   }
-  for (const o of open.values()) intervals.push({ ...o, to: o.from, outcome: 'running' });
-  return intervals.sort((a, b) => a.from - b.from);
+  for (const [key, o] of open) {
+    const last = o.attempts[o.attempts.length - 1];
+    if (o.failure) close(key, o, last?.to ?? o.from, o.failure);
+    else close(key, o, o.from, 'running');
+  }
+  return done.sort((a, b) => a.from - b.from || a.seq - b.seq).map(({ seq: _seq, ...i }) => i);
 }
 
 /** One execution: record, state timeline (SVG bars), every event. */
@@ -418,11 +506,13 @@ export async function executionPage(data: DashboardData, id: string): Promise<st
   const total = Math.max(1, ...intervals.map((i) => i.to), e.stoppedAt ? Date.parse(e.stoppedAt) - start : 0);
   const W = 600;
   const rowH = 22;
+  const x = (ms: number) => 250 + (ms / total) * W;
+  const width = (from: number, to: number) => Math.max(2, ((to - from) / total) * W);
   const timeline = html`<svg class="timeline" viewBox="0 0 ${W + 260} ${intervals.length * rowH + 10}" width="${W + 260}" height="${intervals.length * rowH + 10}" xmlns="http://www.w3.org/2000/svg">${intervals.map(
     (iv, i) => {
-      const x = 250 + (iv.from / total) * W;
-      const w = Math.max(2, ((iv.to - iv.from) / total) * W);
-      return html`<g class="bar bar-${iv.outcome.split(' ')[0]}"><title>${iv.state}: ${iv.from}–${iv.to} ms, ${iv.outcome}${iv.retries ? `, ${iv.retries} retries` : ''}</title><text x="0" y="${i * rowH + 16}">${iv.state.length > 32 ? `${iv.state.slice(0, 31)}…` : iv.state}</text><rect x="${x}" y="${i * rowH + 4}" width="${w}" height="${rowH - 6}"></rect></g>`;
+      const kind = iv.outcome.split(' ')[0];
+      const failedAttempts = iv.attempts.filter((a) => a.outcome.startsWith('failed') && a.to !== undefined);
+      return html`<g class="bar bar-${kind}" data-state="${iv.state}" data-outcome="${iv.outcome}" data-retries="${iv.retries}"><title>${iv.state}: ${iv.from}–${iv.to} ms, ${iv.outcome}${iv.retries ? `, ${iv.retries} ${iv.retries === 1 ? 'retry' : 'retries'}` : ''}</title><text x="0" y="${i * rowH + 16}">${iv.state.length > 26 ? `${iv.state.slice(0, 25)}…` : iv.state}${iv.retries ? ` ↻${iv.retries}` : ''}${kind === 'caught' ? ' ⤷ caught' : ''}</text><rect x="${x(iv.from)}" y="${i * rowH + 4}" width="${width(iv.from, iv.to)}" height="${rowH - 6}"></rect>${iv.retries || kind === 'caught' ? failedAttempts.map((a) => html`<rect class="attempt-failed" x="${x(a.from)}" y="${i * rowH + 4}" width="${width(a.from, a.to ?? a.from)}" height="${rowH - 6}"></rect>`) : ''}</g>`;
     },
   )}</svg>`;
   const body = html`<dl class="facts"><dt>workflow</dt><dd>${e.workflow} (pipeline <a href="/pipelines/${encodeURIComponent(e.pipeline)}">${e.pipeline}</a>)</dd><dt>status</dt><dd>${statusBadge(e.status)}</dd>

@@ -381,3 +381,103 @@ describe('dashboard access', () => {
     }
   });
 });
+
+describe('execution timeline (retries and catches)', () => {
+  /** Stores an execution with `events` (state, type, +ms, error) and returns its page's bars. */
+  async function bars(id: string, events: [string, string, number, string?][]) {
+    const store = await ExecutionStore.open(t.backend.kv);
+    const at = (ms: number) => new Date(Date.parse('2024-01-01T00:00:00.000Z') + ms).toISOString();
+    await store.put({
+      executionId: id,
+      workflow: 'tolls-load',
+      pipeline: 'tolls',
+      status: 'SUCCEEDED',
+      input: {},
+      startedAt: at(0),
+      stoppedAt: at(1000),
+    });
+    for (const [i, [state, type, ms, error]] of events.entries())
+      await store.append(id, i + 1, {
+        type,
+        timestamp: at(ms),
+        state,
+        ...(error ? { error, cause: `${error} happened` } : {}),
+      });
+    const response = await get(`/executions/${encodeURIComponent(id)}`);
+    expect(response.status).toBe(200);
+    const body = await response.text();
+    return {
+      body,
+      bars: [
+        ...body.matchAll(
+          /<g class="bar bar-(\w+)" data-state="([^"]*)" data-outcome="([^"]*)" data-retries="(\d+)">/g,
+        ),
+      ].map((m) => ({ kind: m[1], state: m[2], outcome: m[3], retries: Number(m[4]) })),
+    };
+  }
+
+  it('a state that failed, was retried and exited is one ok bar with a retry and its failed attempt drawn', async () => {
+    const { body, bars: got } = await bars('tolls-load:retried', [
+      ['Crawl', 'StateEntered', 10],
+      ['Crawl', 'StateFailed', 100, 'TransientError'],
+      ['Crawl', 'StateRetried', 120],
+      ['Crawl', 'StateExited', 400],
+      ['Job', 'StateEntered', 410],
+      ['Job', 'StateExited', 900],
+    ]);
+    expect(got).toEqual([
+      { kind: 'ok', state: 'Crawl', outcome: 'ok', retries: 1 },
+      { kind: 'ok', state: 'Job', outcome: 'ok', retries: 0 },
+    ]);
+    expect(body.match(/class="attempt-failed"/g)).toHaveLength(1);
+  });
+
+  it('a state retried then caught is a caught bar naming the error; the Catch target follows', async () => {
+    const { bars: got } = await bars('tolls-load:caught', [
+      ['Probe', 'StateEntered', 10],
+      ['Probe', 'StateFailed', 100, 'ProbeError'],
+      ['Probe', 'StateRetried', 110],
+      ['Probe', 'StateFailed', 200, 'ProbeError'],
+      ['Probe', 'StateCaught', 200],
+      ['Probe', 'StateExited', 200],
+      ['Recovered', 'StateEntered', 210],
+      ['Recovered', 'StateExited', 220],
+    ]);
+    expect(got).toEqual([
+      { kind: 'caught', state: 'Probe', outcome: 'caught ProbeError', retries: 1 },
+      { kind: 'ok', state: 'Recovered', outcome: 'ok', retries: 0 },
+    ]);
+  });
+
+  it('a state whose last attempt failed with nothing after it is a failed bar', async () => {
+    const { bars: got } = await bars('tolls-load:failed', [
+      ['Load', 'StateEntered', 10],
+      ['Load', 'StateFailed', 100, 'Boom'],
+      ['Load', 'StateRetried', 110],
+      ['Load', 'StateFailed', 300, 'Boom'],
+    ]);
+    expect(got).toEqual([{ kind: 'failed', state: 'Load', outcome: 'failed Boom', retries: 1 }]);
+  });
+});
+
+describe("pipeline pages with the issue's charts", () => {
+  it('tolls charts revenue per booth per day from the warehouse with exact numeric sums', async () => {
+    const body = await (await get('/pipelines/tolls')).text();
+    expect(body).toContain('revenue per booth per day (warehouse)');
+    // Sums of the stored REALs as numeric (exact cents), not a float4 sum rounded afterwards.
+    expect(body).toContain('sum(transaction_amount::numeric)');
+    expect(body).not.toContain('sum(transaction_amount)::numeric');
+  });
+
+  it('nba has tweets per player per day and the tampering alerts table; an unloaded table is empty, not an error', async () => {
+    const body = await (await get('/pipelines/nba')).text();
+    expect(body).toContain('tweets per player per day');
+    expect(body).toContain('data-table="0"');
+    const spec = /<script type="application\/json" id="tables">([^<]*)<\/script>/.exec(body)?.[1];
+    expect(spec).toBeDefined();
+    const [alerts] = JSON.parse(spec as string) as { sql: string }[];
+    const response = await query(alerts?.sql ?? '', { chart: true });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ rows: [], missing: true });
+  });
+});

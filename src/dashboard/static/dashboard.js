@@ -64,6 +64,7 @@
       options: {
         animation: false,
         indexAxis: spec.horizontal ? 'y' : 'x',
+        ...(spec.stacked ? { scales: { x: { stacked: true }, y: { stacked: true } } } : {}),
         responsive: true,
         maintainAspectRatio: false,
         plugins: { legend: { display: datasets.length > 1 || spec.type === 'pie' } },
@@ -78,11 +79,30 @@
     figure.appendChild(p);
   }
 
+  async function fillTables() {
+    const specs = readJson('tables') || [];
+    await Promise.all(
+      specs.map(async (spec, i) => {
+        const figure = document.querySelector(`[data-table="${i}"]`);
+        if (!figure) return;
+        try {
+          const result = await runQuery(spec.sql, spec.warehouse, true);
+          if (result.rows.length === 0) showError(figure, 'no data yet');
+          else renderTable(figure.querySelector('.result-table'), result);
+          figure.dataset.rows = String(result.rows.length);
+        } catch (error) {
+          showError(figure, error.message);
+        }
+      }),
+    );
+  }
+
   async function drawCharts() {
     const specs = readJson('charts');
     if (!specs) return;
-    await Promise.all(
-      specs.map(async (spec, i) => {
+    await Promise.all([
+      fillTables(),
+      ...specs.map(async (spec, i) => {
         const figure = document.querySelector(`[data-chart="${i}"]`);
         if (!figure) return;
         const canvas = figure.querySelector('canvas');
@@ -96,7 +116,7 @@
           showError(figure, error.message);
         }
       }),
-    );
+    ]);
     document.body.dataset.chartsDrawn = 'true';
   }
 
