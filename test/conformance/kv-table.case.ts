@@ -99,6 +99,32 @@ function keyedBy(prefix: string): (record: ChangeRecord) => boolean {
   return (record) => String(record.keys.id ?? record.keys.h).startsWith(prefix);
 }
 
+/** What a backend under test can be asked for (each option defaults to the full contract). */
+export interface KvTableConformanceOptions {
+  /**
+   * `false` skips the change-stream cases, for a backend run against an emulator without change
+   * streams (dynalite has no DynamoDB Streams; the aws adapter's `readChanges` is tested with
+   * aws-sdk-client-mock instead). Default true.
+   */
+  readonly changeStream?: boolean;
+  /**
+   * `false` for an emulator that orders strings in conditions by UTF-16 code units (dynalite)
+   * rather than by UTF-8 bytes (DynamoDB): the condition cases where the two orders disagree are
+   * skipped (range keys are still checked for UTF-8 order). Default true.
+   */
+  readonly utf8ConditionOrder?: boolean;
+}
+
+/** Whether a string comparison of `condition` against `stored` comes out differently in UTF-16 order. */
+function dependsOnUtf8Order(condition: Condition, stored: Item): boolean {
+  if (!['lt', 'le', 'gt', 'ge'].includes(condition.op) || !('attribute' in condition)) return false;
+  const held = stored[condition.attribute!];
+  const value = (condition as { value: unknown }).value;
+  if (typeof held !== 'string' || typeof value !== 'string') return false;
+  const utf16 = held < value ? -1 : held > value ? 1 : 0;
+  return utf16 !== Math.sign(compareBytes(held, value));
+}
+
 /**
  * The {@link KvStore} contract, for any backend. `open` returns a store and a `close`; each test
  * uses random hash-key values, so the suite also runs against shared, pre-deployed tables
@@ -110,6 +136,7 @@ function keyedBy(prefix: string): (record: ChangeRecord) => boolean {
 export function kvTableConformance(
   backend: string,
   open: () => Promise<{ kv: KvStore; close(): Promise<void> }>,
+  options: KvTableConformanceOptions = {},
 ): void {
   describe(`KvStore conformance: ${backend}`, () => {
     let kv: KvStore;
@@ -402,7 +429,15 @@ export function kvTableConformance(
         },
       ];
 
-      it.each(cases)('put with $name -> $expected', async ({ condition, expected }) => {
+      const runnable =
+        options.utf8ConditionOrder === false
+          ? cases.filter(({ condition }) => !dependsOnUtf8Order(condition, stored))
+          : cases;
+      for (const { name } of cases.filter((c) => !runnable.includes(c))) {
+        it.skip(`put with ${name} (skipped: the emulator orders condition strings by UTF-16)`, () => {});
+      }
+
+      it.each(runnable)('put with $name -> $expected', async ({ condition, expected }) => {
         const id = `${run}-cond`;
         const base: Item = { id, ...stored };
         await items.put(base);
@@ -488,7 +523,8 @@ export function kvTableConformance(
       });
     });
 
-    describe('change streams', () => {
+    // Skipped, with the reason in KvTableConformanceOptions, for emulators without change streams.
+    describe('change streams', { skip: options.changeStream === false }, () => {
       let streamItems: KvTable;
       let streamNumbers: KvTable;
 

@@ -59,6 +59,15 @@ function expectedShard(partitionKey: string, n: number): string {
 
 const text = (record: StreamRecord) => Buffer.from(record.data).toString('utf8');
 
+/** Cases an emulated backend may skip, each with the reason (shown in the skipped test's title). */
+export type StreamConformanceSkip = 'retentionLimits' | 'millisBehindLatest' | 'recreatedStream';
+
+/** Options of {@link streamConformance}; the local backend passes none. */
+export interface StreamConformanceOptions {
+  /** Cases to skip, with why (e.g. an emulator's gap); say so in docs/parity.md. */
+  readonly skip?: Partial<Record<StreamConformanceSkip, string>>;
+}
+
 /**
  * The {@link StreamStore} contract, for any backend. `open` returns a store, the clock it stamps
  * arrivals and expires iterators with (the test moves it: iterator expiry and retention cases),
@@ -68,7 +77,15 @@ const text = (record: StreamRecord) => Buffer.from(record.data).toString('utf8')
 export function streamConformance(
   backend: string,
   open: () => Promise<{ stream: StreamStore; clock: StreamConformanceClock; close(): Promise<void> }>,
+  options: StreamConformanceOptions = {},
 ): void {
+  /** `it`, or a skip whose title says why when the backend skips case `key`. */
+  const caseIt = (key: StreamConformanceSkip, title: string, fn: () => Promise<void>) => {
+    const reason = options.skip?.[key];
+    if (reason === undefined) it(title, fn);
+    else it.skip(`${title} (skipped on ${backend}: ${reason})`, fn);
+  };
+
   describe(`StreamStore conformance: ${backend}`, () => {
     let stream: StreamStore;
     let clock: StreamConformanceClock;
@@ -171,16 +188,20 @@ export function streamConformance(
         expect(mine).toEqual([`${base}-a`, `${base}-b`, `${base}-c`]);
       });
 
-      it('keeps the requested retention and accepts the limits of names, shard counts and retention', async () => {
-        const { description } = await newStream({ retentionHours: 48 });
-        expect(description.retentionHours).toBe(48);
-        const longest = `c${randomUUID().replaceAll('-', '')}`.padEnd(128, 'x');
-        created.push(longest);
-        expect((await stream.createStream(longest, { retentionHours: 8760 })).name).toBe(longest);
-        const odd = `A_b.c-${randomUUID()}`;
-        created.push(odd);
-        expect((await stream.createStream(odd, { retentionHours: 24 })).shards).toHaveLength(1);
-      });
+      caseIt(
+        'retentionLimits',
+        'keeps the requested retention and accepts the limits of names, shard counts and retention',
+        async () => {
+          const { description } = await newStream({ retentionHours: 48 });
+          expect(description.retentionHours).toBe(48);
+          const longest = `c${randomUUID().replaceAll('-', '')}`.padEnd(128, 'x');
+          created.push(longest);
+          expect((await stream.createStream(longest, { retentionHours: 8760 })).name).toBe(longest);
+          const odd = `A_b.c-${randomUUID()}`;
+          created.push(odd);
+          expect((await stream.createStream(odd, { retentionHours: 24 })).shards).toHaveLength(1);
+        },
+      );
 
       it('refuses to create a stream that exists, leaving it as it was', async () => {
         const { name, description } = await newStream({ shardCount: 2 });
@@ -525,23 +546,27 @@ export function streamConformance(
         expect((await stream.getRecords(later.nextShardIterator!, { limit: 10_000 })).records).toEqual([]);
       });
 
-      it('reports millisBehindLatest from the last returned record to the newest one', async () => {
-        const { name } = await newStream();
-        await stream.putRecord(name, { partitionKey: 'p', data: 'first' });
-        await clock.advance(1000);
-        await stream.putRecord(name, { partitionKey: 'p', data: 'second' });
-        await clock.advance(500);
-        await stream.putRecord(name, { partitionKey: 'p', data: 'third' });
+      caseIt(
+        'millisBehindLatest',
+        'reports millisBehindLatest from the last returned record to the newest one',
+        async () => {
+          const { name } = await newStream();
+          await stream.putRecord(name, { partitionKey: 'p', data: 'first' });
+          await clock.advance(1000);
+          await stream.putRecord(name, { partitionKey: 'p', data: 'second' });
+          await clock.advance(500);
+          await stream.putRecord(name, { partitionKey: 'p', data: 'third' });
 
-        let iterator = await stream.getShardIterator(name, shardName(0), { type: 'TRIM_HORIZON' });
-        const behind: number[] = [];
-        for (let i = 0; i < 4; i++) {
-          const page = await stream.getRecords(iterator, { limit: 1 });
-          behind.push(page.millisBehindLatest);
-          iterator = page.nextShardIterator!;
-        }
-        expect(behind).toEqual([1500, 500, 0, 0]);
-      });
+          let iterator = await stream.getShardIterator(name, shardName(0), { type: 'TRIM_HORIZON' });
+          const behind: number[] = [];
+          for (let i = 0; i < 4; i++) {
+            const page = await stream.getRecords(iterator, { limit: 1 });
+            behind.push(page.millisBehindLatest);
+            iterator = page.nextShardIterator!;
+          }
+          expect(behind).toEqual([1500, 500, 0, 0]);
+        },
+      );
 
       it('expires iterators 5 minutes after issue; each read returns a fresh one', async () => {
         const { name } = await newStream();
@@ -580,26 +605,30 @@ export function streamConformance(
         }
       });
 
-      it('invalidates iterators of a deleted stream, also after it is re-created under the same name', async () => {
-        const { name, description } = await newStream({ shardCount: 2 });
-        await stream.putRecord(name, { partitionKey: 'p', data: 'old' });
-        const shard = (await stream.putRecord(name, { partitionKey: 'p', data: 'old 2' })).shardId;
-        const iterator = await stream.getShardIterator(name, shard, { type: 'TRIM_HORIZON' });
-        const oldSequence = (await readFrom(name, shard, { type: 'TRIM_HORIZON' }))[0]!.sequenceNumber;
+      caseIt(
+        'recreatedStream',
+        'invalidates iterators of a deleted stream, also after it is re-created under the same name',
+        async () => {
+          const { name, description } = await newStream({ shardCount: 2 });
+          await stream.putRecord(name, { partitionKey: 'p', data: 'old' });
+          const shard = (await stream.putRecord(name, { partitionKey: 'p', data: 'old 2' })).shardId;
+          const iterator = await stream.getShardIterator(name, shard, { type: 'TRIM_HORIZON' });
+          const oldSequence = (await readFrom(name, shard, { type: 'TRIM_HORIZON' }))[0]!.sequenceNumber;
 
-        await stream.deleteStream(name);
-        await expectError(stream.getRecords(iterator), StreamNotFoundError, 'ResourceNotFoundException');
+          await stream.deleteStream(name);
+          await expectError(stream.getRecords(iterator), StreamNotFoundError, 'ResourceNotFoundException');
 
-        const again = await stream.createStream(name, { shardCount: 2 });
-        expect(again.streamId).not.toBe(description.streamId);
-        await expectError(stream.getRecords(iterator), StreamNotFoundError, 'ResourceNotFoundException');
-        // The new stream has none of the old records.
-        expect(await readFrom(name, shard, { type: 'TRIM_HORIZON' })).toEqual([]);
-        await stream.putRecord(name, { partitionKey: 'p', data: 'new' });
-        const fresh = await readFrom(name, shard, { type: 'TRIM_HORIZON' });
-        expect(fresh.map(text)).toEqual(['new']);
-        expect(fresh[0]!.sequenceNumber).not.toBe(oldSequence);
-      });
+          const again = await stream.createStream(name, { shardCount: 2 });
+          expect(again.streamId).not.toBe(description.streamId);
+          await expectError(stream.getRecords(iterator), StreamNotFoundError, 'ResourceNotFoundException');
+          // The new stream has none of the old records.
+          expect(await readFrom(name, shard, { type: 'TRIM_HORIZON' })).toEqual([]);
+          await stream.putRecord(name, { partitionKey: 'p', data: 'new' });
+          const fresh = await readFrom(name, shard, { type: 'TRIM_HORIZON' });
+          expect(fresh.map(text)).toEqual(['new']);
+          expect(fresh[0]!.sequenceNumber).not.toBe(oldSequence);
+        },
+      );
     });
 
     describe('retention', () => {
