@@ -6,6 +6,7 @@ import { registerCatalog } from './commands/catalog.ts';
 import { registerConfig } from './commands/config.ts';
 import { registerCrawl } from './commands/crawl.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerDeploy } from './commands/deploy.ts';
 import { registerExecutions } from './commands/executions.ts';
 import { registerFixtureServer } from './commands/fixture-server.ts';
 import { registerGenerate } from './commands/generate.ts';
@@ -57,6 +58,7 @@ Exit codes: docs/cli.md.`,
   registerAlerts(program);
   registerServe(program);
   registerFixtureServer(program);
+  registerDeploy(program);
   return program;
 }
 
