@@ -29,3 +29,35 @@ export interface S3EventRecord {
 export interface S3Event {
   Records: S3EventRecord[];
 }
+
+/** Last sequencer handed out in this process (see {@link nextEventSequencer}). */
+let lastSequencer = 0n;
+
+/**
+ * The `s3.object.sequencer` of the next event sluice emits: 16 uppercase hex digits, strictly
+ * increasing within the process (one counter for every event source: the local object store,
+ * its directory watcher and the S3 adapter): the wall clock in ms shifted left by 20 bits, or
+ * the previous value + 1 when that is not larger. Time-based, so it also increases across
+ * processes started later. S3's own sequencers are opaque hex strings that only compare for the
+ * same key ("Event message structure",
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html);
+ * these compare the same way.
+ */
+export function nextEventSequencer(): string {
+  const fromClock = BigInt(Date.now()) << 20n;
+  lastSequencer = fromClock > lastSequencer ? fromClock : lastSequencer + 1n;
+  return lastSequencer.toString(16).toUpperCase().padStart(16, '0');
+}
+
+/**
+ * URL-encodes an object key as S3 event notifications carry it in `s3.object.key`: each
+ * `/`-separated segment with `encodeURIComponent`, spaces as `+` (so `a b+c` is `a+b%2Bc`).
+ * "The object key name value is URL encoded" ("Event message structure",
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html).
+ */
+export function encodeEventKey(key: string): string {
+  return key
+    .split('/')
+    .map((segment) => encodeURIComponent(segment).replace(/%20/g, '+'))
+    .join('/');
+}

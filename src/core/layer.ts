@@ -51,3 +51,19 @@ export function assertValidKey(key: string): void {
 export function formatRef(ref: ObjectRef): string {
   return `${ref.layer}/${ref.key}`;
 }
+
+/**
+ * True for a key segment that Hive, Spark and Athena treat as hidden: it starts with `_` or `.`
+ * (e.g. `_SUCCESS`, `_sluice_tmp`, `.staging`).
+ */
+export function isHiddenSegment(segment: string): boolean {
+  return segment.startsWith('_') || segment.startsWith('.');
+}
+
+/**
+ * True for an object key that `ObjectStore.list` hides unless `includeHidden`: any `/`-separated
+ * segment is hidden ({@link isHiddenSegment}) or the key ends in `.part` (an in-progress write).
+ */
+export function isHiddenKey(key: string): boolean {
+  return key.endsWith('.part') || key.split('/').some(isHiddenSegment);
+}

@@ -15,18 +15,14 @@ import { AthenaQueryEngine } from '../../src/backends/aws/athena-query-engine.ts
 import { GlueCatalog } from '../../src/backends/aws/glue-catalog.ts';
 import { LocalObjectStore } from '../../src/backends/local/local-object-store.ts';
 import type { Clock } from '../../src/core/clock.ts';
+import { TEST_BUCKETS } from '../helpers/aws-buckets.ts';
 import { installFakeAthena } from '../helpers/fake-athena.ts';
 import { installFakeGlue } from '../helpers/fake-glue.ts';
 import { queryEngineConformance } from './query-engine.case.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const BUCKETS = {
-  landing: 'sluice-test-landing',
-  staging: 'sluice-test-staging',
-  analytical: 'sluice-test-analytical',
-  quarantine: 'sluice-test-quarantine',
-} as const;
+const BUCKETS = TEST_BUCKETS;
 
 /** Polls without waiting: the fake answers every poll at once. */
 const instantClock: Clock = { now: () => new Date(), sleep: async () => {} };

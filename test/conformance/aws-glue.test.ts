@@ -7,17 +7,13 @@
  * src/backends/aws/glue-catalog.test.ts.
  */
 import { GlueCatalog } from '../../src/backends/aws/glue-catalog.ts';
+import { TEST_BUCKETS } from '../helpers/aws-buckets.ts';
 import { installFakeGlue } from '../helpers/fake-glue.ts';
 import { catalogConformance } from './catalog.case.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const BUCKETS = {
-  landing: 'sluice-test-landing',
-  staging: 'sluice-test-staging',
-  analytical: 'sluice-test-analytical',
-  quarantine: 'sluice-test-quarantine',
-} as const;
+const BUCKETS = TEST_BUCKETS;
 
 catalogConformance('aws (Glue, faked)', async () => {
   const glue = installFakeGlue();

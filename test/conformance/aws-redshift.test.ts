@@ -15,7 +15,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedshiftDataWarehouse } from '../../src/backends/aws/redshift-warehouse.ts';
 import { LocalObjectStore } from '../../src/backends/local/local-object-store.ts';
 import { PostgresServer } from '../../src/backends/local/postgres-server.ts';
-import type { Layer } from '../../src/core/layer.ts';
 import { WarehouseError } from '../../src/core/ports/warehouse.ts';
 import {
   copyOnce,
@@ -23,15 +22,11 @@ import {
   LOADS_TABLE,
   LOADS_TABLE_DDL,
 } from '../../src/engines/warehouse/copy-once.ts';
+import { TEST_BUCKETS } from '../helpers/aws-buckets.ts';
 import { FakeRedshiftData } from '../helpers/fake-redshift-data.ts';
 import { warehouseConformance } from './warehouse.case.ts';
 
-const buckets: Record<Layer, string> = {
-  landing: 'sluice-test-landing',
-  staging: 'sluice-test-staging',
-  analytical: 'sluice-test-analytical',
-  quarantine: 'sluice-test-quarantine',
-};
+const buckets = TEST_BUCKETS;
 const target = { workgroupName: 'sluice-wg', database: 'dev' };
 const copyRoleArn = 'arn:aws:iam::123456789012:role/sluice-redshift-copy';
 

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { type LoopbackServer, listenOnLoopback } from './listen.ts';
 
 /** The options of `dynalite(options)` that sluice's tests use (dynalite 4.0.0 readme). */
 interface DynaliteOptions {
@@ -12,13 +12,8 @@ interface DynaliteOptions {
   maxItemSizeKb?: number;
 }
 
-/** A running dynalite server. */
-export interface DynaliteServer {
-  /** `http://127.0.0.1:<port>`, for a `DynamoDBClient`'s `endpoint`. */
-  readonly endpoint: string;
-  /** Closes every connection and the in-memory store; idempotent. */
-  stop(): Promise<void>;
-}
+/** A running dynalite server: its endpoint and an idempotent `stop()` (closes every connection and the in-memory store). */
+export type DynaliteServer = LoopbackServer;
 
 const require = createRequire(import.meta.url);
 
@@ -35,24 +30,5 @@ const require = createRequire(import.meta.url);
 export async function startDynalite(options: DynaliteOptions = {}): Promise<DynaliteServer> {
   const dynalite = require('dynalite') as (options: DynaliteOptions) => Server;
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0, ...options });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  let stopped: Promise<void> | undefined;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    stop() {
-      stopped ??= new Promise<void>((resolve, reject) => {
-        server.close((error?: Error) => (error ? reject(error) : resolve()));
-        // Keep-alive sockets of SDK clients would hold close() open for dynalite's 30 s timeout.
-        server.closeAllConnections();
-      });
-      return stopped;
-    },
-  };
+  return listenOnLoopback(server);
 }

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { type LoopbackServer, listenOnLoopback } from './listen.ts';
 
 /** The part of kinesalite's (untyped, CommonJS) factory this harness uses. */
 type KinesaliteFactory = (options: {
@@ -11,13 +11,8 @@ type KinesaliteFactory = (options: {
   path?: string;
 }) => Server;
 
-/** A running kinesalite server. */
-export interface KinesaliteServer {
-  /** `http://127.0.0.1:<port>`: pass as the Kinesis client's `endpoint`. */
-  readonly endpoint: string;
-  /** Closes the server and its in-memory database. Idempotent. */
-  stop(): Promise<void>;
-}
+/** A running kinesalite server: its endpoint and an idempotent `stop()` (closes the server and its in-memory database). */
+export type KinesaliteServer = LoopbackServer;
 
 /**
  * Starts kinesalite 3.3.3 (a Kinesis Data Streams emulator) in this process: in memory, on
@@ -41,23 +36,5 @@ export async function startKinesalite(): Promise<KinesaliteServer> {
     updateStreamMs: 0,
     shardLimit: 10_000,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  let stopped: Promise<void> | undefined;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    stop() {
-      stopped ??= new Promise<void>((resolve, reject) => {
-        server.closeAllConnections?.();
-        server.close((error) => (error ? reject(error) : resolve()));
-      });
-      return stopped;
-    },
-  };
+  return listenOnLoopback(server);
 }

@@ -9,7 +9,7 @@ import {
   StopQueryExecutionCommand,
 } from '@aws-sdk/client-athena';
 import { type Clock, systemClock } from '../../core/clock.ts';
-import { QueryError, SluiceError } from '../../core/errors.ts';
+import { QueryError, type SluiceError } from '../../core/errors.ts';
 import type { Catalog } from '../../core/ports/catalog.ts';
 import type {
   QueryEngine,
@@ -19,6 +19,7 @@ import type {
   SqlValue,
 } from '../../core/ports/query-engine.ts';
 import { bindNamedQuery, type NamedQuery, namedQueryName } from '../../core/query.ts';
+import { awsCallError } from './aws-errors.ts';
 
 /** Athena's data catalog that is the account's Glue Data Catalog. */
 export const ATHENA_CATALOG = 'AwsDataCatalog';
@@ -617,23 +618,7 @@ function assertReadOnly(sql: string): void {
   }
 }
 
-/** Maps a failed Athena call to a {@link SluiceError} naming what was being done. */
+/** Maps a failed Athena call to a {@link SluiceError} `athena_error` naming what was being done. */
 function athenaError(error: unknown, doing: string): SluiceError {
-  if (error instanceof SluiceError) return error;
-  const e = error as {
-    name?: string;
-    message?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  const retryable =
-    e.$retryable !== undefined ||
-    status >= 500 ||
-    /TooManyRequests|Throttl|InternalServer/.test(e.name ?? '');
-  return new SluiceError(`${doing} failed: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`, {
-    code: 'athena_error',
-    retryable,
-    cause: error,
-  });
+  return awsCallError(error, doing, 'athena_error', /TooManyRequests|Throttl|InternalServer/);
 }

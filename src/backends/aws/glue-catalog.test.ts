@@ -15,6 +15,7 @@ import {
   UpdateTableCommand,
 } from '@aws-sdk/client-glue';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { layerBuckets } from '../../../test/helpers/aws-buckets.ts';
 import { type FakeGlue, installFakeGlue } from '../../../test/helpers/fake-glue.ts';
 import { ManualClock } from '../../../test/helpers/manual-clock.ts';
 import { NotFoundError, SluiceError } from '../../core/errors.ts';
@@ -23,12 +24,7 @@ import { fromGlueColumn, fromGlueType, GlueCatalog, toGlueColumn } from './glue-
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const BUCKETS = {
-  landing: 'acme-landing',
-  staging: 'acme-staging',
-  analytical: 'acme-analytical',
-  quarantine: 'acme-quarantine',
-} as const;
+const BUCKETS = layerBuckets('acme');
 
 const EVENTS: TableDefinition = {
   database: 'gharchive',

@@ -26,9 +26,10 @@ import {
   type TableInput,
   UpdateTableCommand,
 } from '@aws-sdk/client-glue';
+import { validatePartitionInput, validateTableDefinition } from '../../core/catalog-rules.ts';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError, SluiceError } from '../../core/errors.ts';
-import { isLayer, type Layer } from '../../core/layer.ts';
+import type { Layer } from '../../core/layer.ts';
 import type {
   Catalog,
   CatalogTable,
@@ -43,6 +44,7 @@ import type {
   UpsertTableResult,
 } from '../../core/ports/catalog.ts';
 import { type Column, type ColumnType, diffColumns, isColumnType, isSameSchema } from '../../core/schema.ts';
+import { awsCallError } from './aws-errors.ts';
 
 /**
  * Keys of the Glue table, column and partition `Parameters` sluice writes (Glue `Parameters` are a
@@ -229,7 +231,7 @@ export class GlueCatalog implements Catalog {
     options: { createdBy?: string } = {},
     attempt = 0,
   ): Promise<UpsertTableResult> {
-    validateDefinition(definition);
+    validateTableDefinition(definition);
     const { database, name } = definition;
     const databaseName = this.glueDatabaseName(database);
     const at = this.clock.now().toISOString();
@@ -425,7 +427,7 @@ export class GlueCatalog implements Catalog {
     const where = `${database}.${name}`;
     const byKey = new Map<string, PartitionInput>();
     for (const partition of partitions) {
-      validatePartition(where, current.partitionKeys, partition);
+      validatePartitionInput(where, current.partitionKeys, partition);
       byKey.set(JSON.stringify(partition.values), partition);
     }
     if (byKey.size === 0) return;
@@ -956,25 +958,14 @@ export function fromGlueType(type: string): ColumnType {
   return 'string';
 }
 
-/** Maps a thrown Glue error to a {@link SluiceError} naming what was being done. */
+/** Maps a thrown Glue error to a {@link SluiceError} `glue_error` naming what was being done. */
 function glueError(error: unknown, doing: string): SluiceError {
-  if (error instanceof SluiceError) return error;
-  const e = error as {
-    name?: string;
-    message?: string;
-    $retryable?: unknown;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const status = e.$metadata?.httpStatusCode ?? 0;
-  const retryable =
-    e.$retryable !== undefined ||
-    status >= 500 ||
-    /Throttl|ConcurrentModification|InternalService|OperationTimeout/.test(e.name ?? '');
-  return new SluiceError(`${doing} failed: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`, {
-    code: 'glue_error',
-    retryable,
-    cause: error,
-  });
+  return awsCallError(
+    error,
+    doing,
+    'glue_error',
+    /Throttl|ConcurrentModification|InternalService|OperationTimeout/,
+  );
 }
 
 /** A Glue `Table` as it will read back after writing `input` into `databaseName`. */
@@ -1036,66 +1027,4 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
-}
-
-const FORMATS: readonly string[] = ['parquet', 'ndjson', 'csv', 'python-dict'] satisfies TableFormat[];
-
-/** The local catalog's definition checks (src/backends/local/local-catalog.ts), so both refuse the same. */
-function validateDefinition(definition: TableDefinition): void {
-  const where = `catalog table ${definition.database}.${definition.name}`;
-  if (typeof definition.database !== 'string' || definition.database.length === 0) {
-    throw new Error('catalog table definition needs a non-empty database name');
-  }
-  if (typeof definition.name !== 'string' || definition.name.length === 0) {
-    throw new Error(`catalog table definition in database ${definition.database} needs a non-empty name`);
-  }
-  if (!definition.location || !isLayer(definition.location.layer)) {
-    throw new Error(`${where}: location layer ${String(definition.location?.layer)} is not a layer`);
-  }
-  if (typeof definition.location.prefix !== 'string')
-    throw new Error(`${where}: location prefix must be a string`);
-  if (!FORMATS.includes(definition.format))
-    throw new Error(`${where}: unknown format ${String(definition.format)}`);
-  const names = new Set<string>();
-  for (const column of [...definition.columns, ...definition.partitionKeys]) {
-    if (typeof column.name !== 'string' || column.name.length === 0) {
-      throw new Error(`${where}: every column needs a non-empty name`);
-    }
-    if (names.has(column.name)) throw new Error(`${where}: column "${column.name}" is declared twice`);
-    names.add(column.name);
-  }
-}
-
-/** The local catalog's partition checks: value count, non-empty values without control characters, file entries. */
-function validatePartition(table: string, keys: readonly Column[], partition: PartitionInput): void {
-  const values = partition.values;
-  const shown = JSON.stringify(values);
-  if (!Array.isArray(values) || values.length !== keys.length) {
-    throw new Error(
-      `catalog table ${table}: partition ${shown} has ${Array.isArray(values) ? values.length : 'no'} value(s), ` +
-        `expected ${keys.length} (${keys.map((k) => k.name).join(', ')})`,
-    );
-  }
-  values.forEach((value, i) => {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-    if (typeof value !== 'string' || value.length === 0 || /[\u0000-\u001f]/.test(value)) {
-      throw new Error(
-        `catalog table ${table}: partition ${shown}: value of "${keys[i]!.name}" must be a non-empty string ` +
-          'without control characters',
-      );
-    }
-  });
-  if (typeof partition.prefix !== 'string')
-    throw new Error(`catalog table ${table}: partition ${shown} needs a prefix`);
-  if (!Array.isArray(partition.files))
-    throw new Error(`catalog table ${table}: partition ${shown} needs a files list`);
-  for (const file of partition.files) {
-    const okRows = file.rows === undefined || (Number.isInteger(file.rows) && file.rows >= 0);
-    if (typeof file.key !== 'string' || !Number.isInteger(file.bytes) || file.bytes < 0 || !okRows) {
-      throw new Error(
-        `catalog table ${table}: partition ${shown}: file ${JSON.stringify(file)} needs a key, integer bytes >= 0 ` +
-          'and, when given, integer rows >= 0',
-      );
-    }
-  }
 }

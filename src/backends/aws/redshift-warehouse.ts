@@ -29,6 +29,7 @@ import {
   type WarehouseTransaction,
   type WarehouseValue,
 } from '../../core/ports/warehouse.ts';
+import { assertCopyTarget } from '../../core/warehouse-rules.ts';
 
 /** Options of {@link RedshiftDataWarehouse}. */
 export interface RedshiftDataWarehouseOptions {
@@ -530,10 +531,6 @@ function parameterText(value: Exclude<WarehouseValue, null>): string {
   return String(value);
 }
 
-const IDENT_PART = '(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")';
-const IDENTIFIER = new RegExp(`^${IDENT_PART}$`);
-const QUALIFIED_NAME = new RegExp(`^${IDENT_PART}(?:\\.${IDENT_PART}){0,2}$`);
-
 /**
  * `COPY <table> (<columns>) FROM '<s3 uri>' IAM_ROLE '<role arn>' FORMAT AS CSV EMPTYASNULL`: the port's
  * CSV (RFC 4180, no header, UTF-8, `"` quotes, `""` inside quotes). Redshift loads an empty field of a
@@ -551,16 +548,7 @@ export function copyStatement(
   s3Uri: string,
   roleArn: string,
 ): string {
-  if (!QUALIFIED_NAME.test(table)) {
-    throw new WarehouseError(`copyFrom: "${table}" is not a table name`, { sqlState: '42602' });
-  }
-  const bad = columns.find((c) => !IDENTIFIER.test(c));
-  if (columns.length === 0 || bad !== undefined) {
-    throw new WarehouseError(
-      `copyFrom: ${bad === undefined ? 'no columns' : `"${bad}" is not a column name`}`,
-      { sqlState: '42602' },
-    );
-  }
+  assertCopyTarget(table, columns);
   const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
   return `COPY ${table} (${columns.join(', ')}) FROM ${literal(s3Uri)} IAM_ROLE ${literal(roleArn)} FORMAT AS CSV EMPTYASNULL`;
 }

@@ -16,19 +16,15 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { layerBuckets } from '../../../test/helpers/aws-buckets.ts';
 import type { Clock } from '../../core/clock.ts';
 import { NotFoundError, SluiceError } from '../../core/errors.ts';
 import type { S3EventRecord } from '../../core/events.ts';
-import { encodeS3EventKey, S3ObjectStore } from './s3-object-store.ts';
+import { S3ObjectStore } from './s3-object-store.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const buckets = {
-  landing: 'acme-landing',
-  staging: 'acme-staging',
-  analytical: 'acme-analytical',
-  quarantine: 'acme-quarantine',
-} as const;
+const buckets = layerBuckets('acme');
 const clock: Clock = { now: () => new Date('2026-03-04T05:06:07.089Z'), sleep: async () => {} };
 const lastModified = new Date('2026-03-04T05:06:07.000Z');
 const MiB = 1024 * 1024;
@@ -354,13 +350,5 @@ describe('S3ObjectStore error mapping', () => {
     ).toThrow(/staging/);
     await expect(store().put({ layer: 'staging', key: 'a/../b' }, 'x')).rejects.toThrow(/key/);
     expect(s3Mock.calls()).toHaveLength(0);
-  });
-});
-
-describe('encodeS3EventKey', () => {
-  it('encodes as S3 notifications do: per segment, space as +, UTF-8 percent-escapes', () => {
-    expect(encodeS3EventKey('red flower.jpg')).toBe('red+flower.jpg'); // the S3 user guide's example
-    expect(encodeS3EventKey('a+b/c=d/é')).toBe('a%2Bb/c%3Dd/%C3%A9');
-    expect(encodeS3EventKey('year=2015/part-0.parquet')).toBe('year%3D2015/part-0.parquet');
   });
 });

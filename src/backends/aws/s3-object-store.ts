@@ -17,8 +17,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError, SluiceError } from '../../core/errors.ts';
-import type { S3EventRecord } from '../../core/events.ts';
-import { assertValidKey, isLayer, type Layer, type ObjectRef } from '../../core/layer.ts';
+import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
+import { assertValidKey, isHiddenKey, isLayer, type Layer, type ObjectRef } from '../../core/layer.ts';
 import type {
   LocalObjectFile,
   ObjectBody,
@@ -55,39 +55,6 @@ export interface S3ObjectStoreOptions {
   readonly queueSize?: number;
   /** `MaxKeys` of each ListObjectsV2 page (1-1000; default: S3's 1,000). Small values only to test paging. */
   readonly listPageSize?: number;
-}
-
-/** Last sequencer handed out in this process (see {@link nextSequencer}). */
-let lastSequencer = 0n;
-
-/**
- * A 16-hex-digit uppercase event sequencer, strictly increasing within the process (wall clock in
- * ms shifted left by 20 bits, or the previous value + 1). S3's own sequencers are opaque hex
- * strings that only compare for the same key; these do too.
- */
-function nextSequencer(): string {
-  const fromClock = BigInt(Date.now()) << 20n;
-  lastSequencer = fromClock > lastSequencer ? fromClock : lastSequencer + 1n;
-  return lastSequencer.toString(16).toUpperCase().padStart(16, '0');
-}
-
-/**
- * URL-encodes an object key as S3 event notifications carry it: each `/`-separated segment with
- * `encodeURIComponent`, spaces as `+` (so `a b+c` is `a+b%2Bc`). See "Event message structure"
- * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html):
- * "The s3 key provides information about the bucket and object involved in the event. The object
- * key name value is URL encoded."
- */
-export function encodeS3EventKey(key: string): string {
-  return key
-    .split('/')
-    .map((segment) => encodeURIComponent(segment).replace(/%20/g, '+'))
-    .join('/');
-}
-
-/** True for a key hidden from `list` without `includeHidden`: a segment starting with `_`/`.`, or a `*.part` file. */
-function isHiddenKey(key: string): boolean {
-  return key.endsWith('.part') || key.split('/').some((s) => s.startsWith('_') || s.startsWith('.'));
 }
 
 /** Passes `source` through as Uint8Arrays, adding their byte lengths to `counter.bytes`. */
@@ -521,7 +488,7 @@ export class S3ObjectStore implements ObjectStore {
   private emit(info: ObjectInfo, eventName: S3EventRecord['eventName'], etag: string): void {
     const bucket = this.buckets[info.layer];
     const eventTime = this.clock.now().toISOString();
-    const sequencer = nextSequencer();
+    const sequencer = nextEventSequencer();
     for (const { listener } of [...this.listeners]) {
       const record: S3EventRecord = {
         eventVersion: '2.1',
@@ -532,7 +499,7 @@ export class S3ObjectStore implements ObjectStore {
         s3: {
           s3SchemaVersion: '1.0',
           bucket: { name: bucket, arn: `arn:aws:s3:::${bucket}` },
-          object: { key: encodeS3EventKey(info.key), size: info.size, eTag: etag, sequencer },
+          object: { key: encodeEventKey(info.key), size: info.size, eTag: etag, sequencer },
         },
       };
       try {

@@ -9,6 +9,7 @@ import { formatAlert } from '../../core/alert.ts';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { describeError, UsageError } from '../../core/errors.ts';
 import type { Notifier, NotifyResult } from '../../core/ports/notifier.ts';
+import { isTransientAwsError } from './aws-errors.ts';
 
 /** Options of {@link SnsNotifier}. */
 export interface SnsNotifierOptions {
@@ -116,8 +117,7 @@ export class SnsNotifier implements Notifier {
         return { delivered: [SNS_CHANNEL], failed: [] };
       } catch (error) {
         const name = (error as { name?: string })?.name ?? '';
-        const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-        const transient = TRANSIENT.has(name) || (status !== undefined && status >= 500);
+        const transient = isTransientAwsError(error, TRANSIENT);
         if (!transient || attempt >= attempts) {
           const what = transient
             ? `failed after ${attempts} attempt${attempts === 1 ? '' : 's'}`

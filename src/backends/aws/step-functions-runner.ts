@@ -29,6 +29,7 @@ import type {
   WorkflowRunner,
 } from '../../core/ports/workflow-runner.ts';
 import type { AslDefinition, AslState, WorkflowDefinition } from '../../core/workflow.ts';
+import { isTransientAwsError } from './aws-errors.ts';
 
 /** Options of {@link StepFunctionsRunner}. */
 export interface StepFunctionsRunnerOptions {
@@ -327,9 +328,7 @@ export class StepFunctionsRunner implements WorkflowRunner {
       try {
         return await send();
       } catch (error) {
-        const name = (error as { name?: string })?.name ?? '';
-        const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-        if (!(TRANSIENT.has(name) || (status !== undefined && status >= 500)) || attempt >= 4) throw error;
+        if (!isTransientAwsError(error, TRANSIENT) || attempt >= 4) throw error;
         await this.clock.sleep(200 * 2 ** (attempt - 1));
       }
     }

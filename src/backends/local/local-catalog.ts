@@ -1,7 +1,7 @@
+import { validatePartitionInput, validateTableDefinition } from '../../core/catalog-rules.ts';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { Layer } from '../../core/layer.ts';
-import { isLayer } from '../../core/layer.ts';
 import type {
   Catalog,
   CatalogTable,
@@ -146,7 +146,7 @@ export class LocalCatalog implements Catalog {
     definition: TableDefinition,
     options: { createdBy?: string } = {},
   ): Promise<UpsertTableResult> {
-    validateDefinition(definition);
+    validateTableDefinition(definition);
     const { database, name } = definition;
     return this.db
       .transaction((): UpsertTableResult => {
@@ -287,7 +287,7 @@ export class LocalCatalog implements Catalog {
              schema_version = excluded.schema_version, updated_at = excluded.updated_at`,
         );
         for (const partition of partitions) {
-          validatePartition(`${database}.${name}`, keys, partition);
+          validatePartitionInput(`${database}.${name}`, keys, partition);
           const files = partition.files.map((file) => {
             const copy: { key: string; bytes: number; rows?: number } = { key: file.key, bytes: file.bytes };
             if (file.rows !== undefined) copy.rows = file.rows;
@@ -430,64 +430,4 @@ function toPartition(row: PartitionRow): Partition {
   if (row.rows !== null) partition.rows = row.rows;
   if (row.run_id !== null) partition.runId = row.run_id;
   return partition;
-}
-
-const FORMATS: readonly string[] = ['parquet', 'ndjson', 'csv', 'python-dict'] satisfies TableFormat[];
-
-function validateDefinition(definition: TableDefinition): void {
-  const where = `catalog table ${definition.database}.${definition.name}`;
-  if (typeof definition.database !== 'string' || definition.database.length === 0) {
-    throw new Error('catalog table definition needs a non-empty database name');
-  }
-  if (typeof definition.name !== 'string' || definition.name.length === 0) {
-    throw new Error(`catalog table definition in database ${definition.database} needs a non-empty name`);
-  }
-  if (!definition.location || !isLayer(definition.location.layer)) {
-    throw new Error(`${where}: location layer ${String(definition.location?.layer)} is not a layer`);
-  }
-  if (typeof definition.location.prefix !== 'string')
-    throw new Error(`${where}: location prefix must be a string`);
-  if (!FORMATS.includes(definition.format))
-    throw new Error(`${where}: unknown format ${String(definition.format)}`);
-  const names = new Set<string>();
-  for (const column of [...definition.columns, ...definition.partitionKeys]) {
-    if (typeof column.name !== 'string' || column.name.length === 0) {
-      throw new Error(`${where}: every column needs a non-empty name`);
-    }
-    if (names.has(column.name)) throw new Error(`${where}: column "${column.name}" is declared twice`);
-    names.add(column.name);
-  }
-}
-
-function validatePartition(table: string, keys: readonly Column[], partition: PartitionInput): void {
-  const values = partition.values;
-  const shown = JSON.stringify(values);
-  if (!Array.isArray(values) || values.length !== keys.length) {
-    throw new Error(
-      `catalog table ${table}: partition ${shown} has ${Array.isArray(values) ? values.length : 'no'} value(s), ` +
-        `expected ${keys.length} (${keys.map((k) => k.name).join(', ')})`,
-    );
-  }
-  values.forEach((value, i) => {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-    if (typeof value !== 'string' || value.length === 0 || /[\u0000-\u001f]/.test(value)) {
-      throw new Error(
-        `catalog table ${table}: partition ${shown}: value of "${keys[i]!.name}" must be a non-empty string ` +
-          'without control characters',
-      );
-    }
-  });
-  if (typeof partition.prefix !== 'string')
-    throw new Error(`catalog table ${table}: partition ${shown} needs a prefix`);
-  if (!Array.isArray(partition.files))
-    throw new Error(`catalog table ${table}: partition ${shown} needs a files list`);
-  for (const file of partition.files) {
-    const okRows = file.rows === undefined || (Number.isInteger(file.rows) && file.rows >= 0);
-    if (typeof file.key !== 'string' || !Number.isInteger(file.bytes) || file.bytes < 0 || !okRows) {
-      throw new Error(
-        `catalog table ${table}: partition ${shown}: file ${JSON.stringify(file)} needs a key, integer bytes >= 0 ` +
-          'and, when given, integer rows >= 0',
-      );
-    }
-  }
 }

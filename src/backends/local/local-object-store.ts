@@ -7,8 +7,15 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import type { S3EventRecord } from '../../core/events.ts';
-import { assertValidKey, formatRef, isLayer, type Layer, type ObjectRef } from '../../core/layer.ts';
+import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
+import {
+  assertValidKey,
+  formatRef,
+  isHiddenSegment,
+  isLayer,
+  type Layer,
+  type ObjectRef,
+} from '../../core/layer.ts';
 import type {
   LocalObjectFile,
   ObjectBody,
@@ -23,36 +30,6 @@ import type {
  * and refused as an object key's first segment.
  */
 export const TMP_DIR = '_sluice_tmp';
-
-/** Last sequencer handed out in this process (see {@link nextSequencer}). */
-let lastSequencer = 0n;
-
-/**
- * A 16-hex-digit (uppercase, as S3's) event sequencer, strictly increasing within the process:
- * the wall clock in ms shifted left by 20 bits, or the previous value + 1 when that is not
- * larger. Time-based, so it also increases across processes started later.
- */
-function nextSequencer(): string {
-  const fromClock = BigInt(Date.now()) << 20n;
-  lastSequencer = fromClock > lastSequencer ? fromClock : lastSequencer + 1n;
-  return lastSequencer.toString(16).toUpperCase().padStart(16, '0');
-}
-
-/**
- * URL-encodes an object key the way S3 event notifications carry it: each `/`-separated
- * segment with `encodeURIComponent`, spaces as `+` (so a literal `+` is `%2B`).
- */
-export function encodeEventKey(key: string): string {
-  return key
-    .split('/')
-    .map((segment) => encodeURIComponent(segment).replace(/%20/g, '+'))
-    .join('/');
-}
-
-/** True for a key segment that Hive/Spark/Athena treat as hidden: it starts with `_` or `.`. */
-function isHiddenName(name: string): boolean {
-  return name.startsWith('_') || name.startsWith('.');
-}
 
 /** Whether a process with this pid runs on this host (`EPERM`: it runs as another user). */
 function processRuns(pid: number): boolean {
@@ -252,7 +229,7 @@ export class LocalObjectStore implements ObjectStore {
     if (dirSegments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\') || s.includes('\0')))
       return;
     if (dirSegments[0] === TMP_DIR) return;
-    if (!includeHidden && dirSegments.some(isHiddenName)) return;
+    if (!includeHidden && dirSegments.some(isHiddenSegment)) return;
     yield* this.walk(
       layer,
       join(layerDir, ...dirSegments),
@@ -376,7 +353,7 @@ export class LocalObjectStore implements ObjectStore {
 
   private emit(info: ObjectInfo): void {
     const eventTime = this.clock.now().toISOString();
-    const sequencer = nextSequencer();
+    const sequencer = nextEventSequencer();
     for (const { listener } of [...this.listeners]) {
       const record: S3EventRecord = {
         eventVersion: '2.1',
@@ -436,7 +413,7 @@ export class LocalObjectStore implements ObjectStore {
       .filter((entry) => !(atLayerRoot && entry.name === TMP_DIR))
       .filter(
         (entry) =>
-          includeHidden || !(isHiddenName(entry.name) || (entry.isFile() && entry.name.endsWith('.part'))),
+          includeHidden || !(isHiddenSegment(entry.name) || (entry.isFile() && entry.name.endsWith('.part'))),
       )
       // A directory sorts as `name/`: its keys come after `name-x` and before `name0` (UTF-8 order).
       .map((entry) => ({ entry, sortKey: Buffer.from(entry.isDirectory() ? `${entry.name}/` : entry.name) }))

@@ -2,10 +2,10 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import type { S3EventRecord } from '../../core/events.ts';
-import { assertValidKey, isLayer, type Layer } from '../../core/layer.ts';
+import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
+import { assertValidKey, isHiddenKey, isLayer, type Layer } from '../../core/layer.ts';
 import { type Logger, silentLogger } from '../../core/logger.ts';
-import { encodeEventKey, LocalObjectStore, localEtag, TMP_DIR } from './local-object-store.ts';
+import { LocalObjectStore, localEtag } from './local-object-store.ts';
 
 /** Default {@link LocalObjectWatcherOptions.stabilityMs}: a file's size must hold still this long, in ms. */
 export const DEFAULT_STABILITY_MS = 300;
@@ -29,35 +29,6 @@ export interface LocalObjectWatcherOptions {
   pollMs?: number;
   /** Receives watcher errors and failing listeners (default: silent). */
   logger?: Logger;
-}
-
-/** Last sequencer handed out by watchers of this process (see {@link nextSequencer}). */
-let lastSequencer = 0n;
-
-/**
- * A 16-hex-digit uppercase sequencer, strictly increasing within the process: the wall clock in
- * ms shifted left by 20 bits, or the previous value + 1 when that is not larger (the scheme of
- * {@link LocalObjectStore}'s events, so the two sources' sequencers interleave by time).
- */
-function nextSequencer(): string {
-  const fromClock = BigInt(Date.now()) << 20n;
-  lastSequencer = fromClock > lastSequencer ? fromClock : lastSequencer + 1n;
-  return lastSequencer.toString(16).toUpperCase().padStart(16, '0');
-}
-
-/**
- * True for an object key (`/`-separated, relative to its layer directory) that is not an object
- * but in-progress or temporary: any segment starting with `_` or `.` (Hive/Spark convention,
- * which covers `_sluice_tmp/`) or a file name ending in `.part`. {@link LocalObjectStore.list}
- * hides the same keys.
- */
-function isHiddenKey(key: string): boolean {
-  const segments = key.split('/');
-  return (
-    segments[0] === TMP_DIR ||
-    segments.some((s) => s.startsWith('_') || s.startsWith('.')) ||
-    key.endsWith('.part')
-  );
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -263,7 +234,7 @@ function record(layer: Layer, key: string, size: number, eTag: string, eventTime
     s3: {
       s3SchemaVersion: '1.0',
       bucket: { name: layer, arn: `arn:aws:s3:::${layer}` },
-      object: { key: encodeEventKey(key), size, eTag, sequencer: nextSequencer() },
+      object: { key: encodeEventKey(key), size, eTag, sequencer: nextEventSequencer() },
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   type WarehouseTransaction,
   type WarehouseValue,
 } from '../../core/ports/warehouse.ts';
+import { assertCopyTarget } from '../../core/warehouse-rules.ts';
 
 /** Options of {@link LocalWarehouse.open}. */
 export interface LocalWarehouseOptions {
@@ -266,18 +267,7 @@ class LocalWarehouseTransaction implements WarehouseTransaction {
    */
   async copyFrom(table: string, columns: readonly string[], source: ObjectRef): Promise<number> {
     this.assertActive();
-    if (!QUALIFIED_NAME.test(table)) {
-      throw new WarehouseError(`copyFrom: "${table}" is not a table name`, { sqlState: '42602' });
-    }
-    const bad = columns.find((c) => !IDENTIFIER.test(c));
-    if (columns.length === 0 || bad !== undefined) {
-      throw new WarehouseError(
-        `copyFrom: ${bad === undefined ? 'no columns' : `"${bad}" is not a column name`}`,
-        {
-          sqlState: '42602',
-        },
-      );
-    }
+    assertCopyTarget(table, columns);
     const sql = `COPY ${table} (${columns.join(', ')}) FROM STDIN WITH (FORMAT csv)`;
     let input: Readable;
     try {
@@ -320,10 +310,6 @@ class LocalWarehouseTransaction implements WarehouseTransaction {
       throw new WarehouseError('the transaction has ended: use the warehouse, not its old tx');
   }
 }
-
-const IDENT_PART = '(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")';
-const IDENTIFIER = new RegExp(`^${IDENT_PART}$`);
-const QUALIFIED_NAME = new RegExp(`^${IDENT_PART}(?:\\.${IDENT_PART}){0,2}$`);
 
 /** Type names by OID of the common built-in types (`pg_type.typname`); others are looked up. */
 const TYPE_NAMES: ReadonlyArray<readonly [number, string]> = [
