@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (src/deploy/../..). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** The Lambda entry module every function of a stack runs (`lambda.taskHandler`, `lambda.s3Handler`, ...). */
+/** The Lambda entry module every function of a stack runs (`runtime/aws/lambda.taskHandler`, `runtime/aws/lambda.s3Handler`, ...; see HANDLER_MODULE). */
 export const DEFAULT_ENTRY = path.join(REPO_ROOT, 'src/runtime/aws/lambda.ts');
 
 /**
@@ -33,6 +33,18 @@ export const LAYER_PACKAGES = [
   'detect-libc',
   'vader-sentiment',
 ] as const;
+
+/**
+ * Where the bundle sits inside the code asset, and so the handler module of every function
+ * (`runtime/aws/lambda.taskHandler`). It is two directories deep, as the bundled sources are
+ * (`pipelines/<name>/x.ts`, `src/<area>/x.ts` is deeper but reads nothing relative), so a path a
+ * source resolves relative to itself (`../../examples/data/nba`) resolves to the same place inside
+ * the asset, where {@link bundleRuntime} copies it.
+ */
+export const HANDLER_DIR = 'runtime/aws';
+
+/** The handler module of every function: `${HANDLER_MODULE}.taskHandler` etc. */
+export const HANDLER_MODULE = `${HANDLER_DIR}/lambda`;
 
 /** Packages that must never be in a Lambda bundle (the local backend's SQLite; a native addon built for this machine). */
 export const FORBIDDEN_IN_BUNDLE = ['better-sqlite3'] as const;
@@ -53,7 +65,7 @@ export interface RuntimeBundle {
   readonly workDir: string;
   /** True when {@link bundleRuntime} created {@link workDir} itself (a temp directory to remove after synthesis). */
   readonly temporary: boolean;
-  /** Directory with `lambda.mjs` (+ companion files): one `Code.fromAsset` shared by every function. */
+  /** Directory with `runtime/aws/lambda.mjs` (+ companion files): one `Code.fromAsset` shared by every function. */
   readonly codeDir: string;
   /** Directory with `nodejs/node_modules/<LAYER_PACKAGES>`: the runtime layer's asset. */
   readonly layerDir: string;
@@ -89,7 +101,9 @@ export async function bundleRuntime(options: BundleOptions = {}): Promise<Runtim
   const codeDir = path.join(workDir, 'code');
   rmSync(codeDir, { recursive: true, force: true });
   mkdirSync(codeDir, { recursive: true });
-  const outfile = path.join(codeDir, 'lambda.mjs');
+  const bundleDir = path.join(codeDir, HANDLER_DIR);
+  mkdirSync(bundleDir, { recursive: true });
+  const outfile = path.join(bundleDir, 'lambda.mjs');
 
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
@@ -124,6 +138,7 @@ export async function bundleRuntime(options: BundleOptions = {}): Promise<Runtim
 
   const companions: string[] = [];
   const copiedFrom = new Map<string, string>();
+  const copiedData = new Set<string>();
   for (const input of inputs) {
     if (input.includes('node_modules/')) continue;
     const file = path.resolve(process.cwd(), input);
@@ -140,10 +155,28 @@ export async function bundleRuntime(options: BundleOptions = {}): Promise<Runtim
         );
       }
       if (previous === undefined) {
-        cpSync(source, path.join(codeDir, dirName), { recursive: true });
+        cpSync(source, path.join(bundleDir, dirName), { recursive: true });
         copiedFrom.set(dirName, source);
         companions.push(path.relative(REPO_ROOT, source));
       }
+    }
+    // Data a module resolves above itself (`path.resolve(here, '../../examples/data/nba')`): copied
+    // to the same place relative to the bundle, which sits as deep as the module (HANDLER_DIR).
+    for (const match of text.matchAll(/[`'"]((?:\.\.\/)+[A-Za-z0-9_./-]+)[`'"]/g)) {
+      const relative = match[1] ?? '';
+      const source = path.resolve(path.dirname(file), relative);
+      if (!source.startsWith(REPO_ROOT + path.sep) || !existsSync(source) || !statSync(source).isDirectory())
+        continue;
+      if (source.includes(`${path.sep}node_modules${path.sep}`) || copiedData.has(source)) continue;
+      const target = path.resolve(bundleDir, relative);
+      if (target !== path.join(codeDir, path.relative(REPO_ROOT, source))) {
+        throw new Error(
+          `${path.relative(REPO_ROOT, file)} reads ${relative} relative to itself but is not ${HANDLER_DIR.split('/').length} directories deep, so the path cannot resolve inside the Lambda code asset`,
+        );
+      }
+      cpSync(source, target, { recursive: true });
+      copiedData.add(source);
+      companions.push(path.relative(REPO_ROOT, source));
     }
   }
 

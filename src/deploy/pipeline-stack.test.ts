@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type * as cdk from 'aws-cdk-lib';
@@ -10,7 +10,7 @@ import type { PipelineDefinition } from '../core/pipeline.ts';
 import type { AslDefinition } from '../core/workflow.ts';
 import { FUNCTION_ACCESS, functionAccess, pipelineTables } from './access.ts';
 import { buildApp } from './app.ts';
-import { bundleRuntime, type RuntimeBundle } from './bundle.ts';
+import { bundleRuntime, REPO_ROOT, type RuntimeBundle } from './bundle.ts';
 import { type NagReport, nagReport } from './nag.ts';
 import type { PipelineStack } from './pipeline-stack.ts';
 
@@ -174,7 +174,7 @@ describe.each(names)('stack sluice-%s', (name) => {
       expect(props.Runtime).toBe('nodejs22.x');
       expect(props.Architectures).toEqual(['x86_64']);
       expect(props.Timeout).toBe(definition.timeoutSeconds);
-      expect(props.Handler).toBe('lambda.taskHandler');
+      expect(props.Handler).toBe('runtime/aws/lambda.taskHandler');
       const env = (props.Environment as { Variables: Record<string, unknown> }).Variables;
       expect(env.SLUICE_PIPELINE).toBe(name);
       expect(env.SLUICE_FUNCTION).toBe(definition.name);
@@ -339,7 +339,7 @@ describe.each(names)('stack sluice-%s', (name) => {
       return;
     }
     const [dispatcherId, dispatcher] = lambdaNamed(name, `${name}-trigger-dispatcher`);
-    expect(dispatcher.Handler).toBe('lambda.s3Handler');
+    expect(dispatcher.Handler).toBe('runtime/aws/lambda.s3Handler');
     for (const trigger of triggers) {
       const bucketId = logicalId(stack(), stack().buckets[trigger.layer]);
       const config = notifications.find(
@@ -456,10 +456,24 @@ describe('access map and bundle', () => {
     }
   });
 
+  it('data a pipeline reads relative to its module resolves inside the asset as it does in the repository', () => {
+    // pipelines/nba/reference.ts reads ../../examples/data/nba; the bundle sits two directories deep.
+    const bundled = path.resolve(bundle.codeDir, 'runtime/aws', '../../examples/data/nba');
+    expect(bundle.companions).toContain('examples/data/nba');
+    for (const file of readdirSync(path.join(REPO_ROOT, 'examples/data/nba'))) {
+      expect(readFileSync(path.join(bundled, file))).toEqual(
+        readFileSync(path.join(REPO_ROOT, 'examples/data/nba', file)),
+      );
+    }
+    expect(readdirSync(path.join(bundle.codeDir, 'runtime/aws', 'queries')).sort()).toEqual(
+      readdirSync(path.join(REPO_ROOT, 'pipelines/hashtags/queries')).sort(),
+    );
+  });
+
   it('the bundle has no better-sqlite3, ships the hashtags queries and exports every handler', () => {
     expect(bundle.inputs.some((i) => i.includes('better-sqlite3'))).toBe(false);
     expect(bundle.companions).toContain('pipelines/hashtags/queries');
-    const code = readFileSync(path.join(bundle.codeDir, 'lambda.mjs'), 'utf8');
+    const code = readFileSync(path.join(bundle.codeDir, 'runtime/aws/lambda.mjs'), 'utf8');
     const exported = /export\s*\{([^}]*)\}\s*;?\s*$/.exec(code)?.[1] ?? '';
     for (const handler of [
       'taskHandler',

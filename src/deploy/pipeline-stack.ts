@@ -32,7 +32,7 @@ import {
   pipelineTables,
   RUNTIME_STREAM_PATTERNS,
 } from './access.ts';
-import type { RuntimeBundle } from './bundle.ts';
+import { HANDLER_MODULE, type RuntimeBundle } from './bundle.ts';
 
 /**
  * Per-component switches, after the nba original's Terraform `enable_*` flags. Each defaults to
@@ -304,7 +304,7 @@ export class PipelineStack extends cdk.Stack {
         this.makeFunction(definition.name, {
           description: definition.description,
           timeoutSeconds: definition.timeoutSeconds,
-          handler: 'lambda.taskHandler',
+          handler: `${HANDLER_MODULE}.taskHandler`,
           access,
         }),
       );
@@ -893,7 +893,7 @@ export class PipelineStack extends cdk.Stack {
     const dispatcher = this.makeFunction(name, {
       description: `starts ${this.pipeline.name}'s workflows for created objects (S3 event notifications), once per object version`,
       timeoutSeconds: 60,
-      handler: 'lambda.s3Handler',
+      handler: `${HANDLER_MODULE}.s3Handler`,
       access: { tables: [DELIVERIES.name] },
     });
     const machines = [...new Set(triggers.map((t) => t.workflow))].map((workflow) => {

@@ -1,6 +1,6 @@
 /**
  * The Lambda entry points of a deployed sluice pipeline: what the CDK stack's functions point at
- * (`lambda.taskHandler`, ...). Each one only translates its event into a core call and back; the
+ * (`runtime/aws/lambda.taskHandler`, ...). Each one only translates its event into a core call and back; the
  * translation lives in one module per event shape (task.ts, s3-notification.ts, schedule.ts,
  * kinesis.ts, dynamodb-stream.ts), and the backend with the pipeline's handlers is built once per
  * container ({@link awsRuntime}), not per invocation.
