@@ -52,6 +52,16 @@ describe.each(Object.entries(pipelineModules))('pipeline %s is wired consistentl
     for (const fn of definition.functions ?? []) expect(fn.timeoutSeconds).toBeLessThanOrEqual(900);
   });
 
+  it('named queries call no DuckDB-only function, since the stack deploys them as Athena (Trino) named queries', () => {
+    // Functions DuckDB has and Trino lacks (or names differently): https://trino.io/docs/current/functions/list.html
+    const duckdbOnly =
+      /\b(mode|strftime|strptime|list_\w+|arg_max|arg_min|epoch_ms|make_timestamp|string_agg|regexp_matches|median|quantile_\w+|struct_pack|ifnull)\s*\(/i;
+    for (const query of definition.queries ?? []) {
+      const code = query.sql.replace(/--.*$/gm, '');
+      expect(duckdbOnly.exec(code)?.[0], `${query.database}.${query.name}`).toBeUndefined();
+    }
+  });
+
   it('declares data-quality checks that are valid and bind to the columns of their tables', async () => {
     expect(definition.checks?.length ?? 0, `${name} declares no data-quality check`).toBeGreaterThan(0);
     expect(validateChecks(definition)).toEqual([]);
