@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,6 +25,7 @@ import type {
   ObjectStore,
   ObjectStoreCapabilities,
 } from '../../core/ports/object-store.ts';
+import { makeScratchDir, scratchName, sweepDeadScratch } from '../scratch.ts';
 
 /** Default multipart part size: 8 MiB (S3's minimum is 5 MiB, its maximum 5 GiB, at most 10,000 parts). */
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
@@ -72,17 +72,6 @@ async function* countBytes(
 /** An ETag without its surrounding double quotes (S3 returns `"<hex>"` or `"<hex>-<parts>"`). */
 function unquote(etag: string | undefined): string {
   return (etag ?? '').replace(/^"|"$/g, '');
-}
-
-/** Whether a process with this pid runs on this host (`EPERM`: it runs as another user). */
-function processRuns(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The fields of an AWS SDK v3 service error this adapter looks at. */
@@ -274,7 +263,7 @@ export class S3ObjectStore implements ObjectStore {
    */
   async localPath(ref: ObjectRef): Promise<LocalObjectFile> {
     const body = await this.get(ref);
-    const dir = join(this.scratchBase(ref.layer), `get-${process.pid}-${randomBytes(8).toString('hex')}`);
+    const dir = join(this.scratchBase(ref.layer), scratchName('get'));
     const release = () => rm(dir, { recursive: true, force: true });
     try {
       await mkdir(dir, { recursive: true });
@@ -368,9 +357,7 @@ export class S3ObjectStore implements ObjectStore {
    * space in the bucket that `putFile` could rename from, so nothing of it is visible in `list`.
    */
   async scratchDir(layer: Layer): Promise<{ path: string; release(): Promise<void> }> {
-    const path = join(this.scratchBase(layer), `scratch-${process.pid}-${randomBytes(8).toString('hex')}`);
-    await mkdir(path, { recursive: true });
-    return { path, release: () => rm(path, { recursive: true, force: true }) };
+    return makeScratchDir(this.scratchBase(layer));
   }
 
   /**
@@ -380,19 +367,7 @@ export class S3ObjectStore implements ObjectStore {
    * (`AbortIncompleteMultipartUpload`), which the deployed stack sets.
    */
   async cleanScratch(layer: Layer): Promise<void> {
-    const dir = this.scratchBase(layer);
-    let entries: string[];
-    try {
-      entries = await readdir(dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    for (const name of entries) {
-      const pid = Number(/^(?:scratch|get)-(\d+)-/.exec(name)?.[1]);
-      if (Number.isInteger(pid) && processRuns(pid)) continue;
-      await rm(join(dir, name), { recursive: true, force: true });
-    }
+    await sweepDeadScratch(this.scratchBase(layer), ['scratch', 'get']);
   }
 
   /**

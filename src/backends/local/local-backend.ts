@@ -9,6 +9,7 @@ import type { Backend } from '../../core/ports/backend.ts';
 import type { QueryEngine } from '../../core/ports/query-engine.ts';
 import type { Warehouse } from '../../core/ports/warehouse.ts';
 import type { NamedQuery } from '../../core/query.ts';
+import { processRuns } from '../scratch.ts';
 import { LocalCatalog } from './local-catalog.ts';
 import { LocalKvStore } from './local-kv-table.ts';
 import { LocalObjectStore } from './local-object-store.ts';
@@ -150,11 +151,5 @@ export function createLocalBackend(
  */
 export function isLocalProcessAlive(owner: LeaseOwner): boolean | undefined {
   if (owner.host !== os.hostname()) return undefined;
-  if (owner.pid === process.pid) return true;
-  try {
-    process.kill(owner.pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processRuns(owner.pid);
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { type BigIntStats, createWriteStream, type Dirent } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -23,6 +23,7 @@ import type {
   ObjectStore,
   ObjectStoreCapabilities,
 } from '../../core/ports/object-store.ts';
+import { makeScratchDir, scratchName, sweepDeadScratch } from '../scratch.ts';
 
 /**
  * Name of each layer's private directory (`<root>/<layer>/_sluice_tmp/`) for in-progress writes
@@ -30,17 +31,6 @@ import type {
  * and refused as an object key's first segment.
  */
 export const TMP_DIR = '_sluice_tmp';
-
-/** Whether a process with this pid runs on this host (`EPERM`: it runs as another user). */
-function processRuns(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errorCode(error) === 'EPERM';
-  }
-}
 
 function errorCode(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
@@ -259,13 +249,7 @@ export class LocalObjectStore implements ObjectStore {
    * so {@link putFile} with `move` is a rename; `release` removes it with its content.
    */
   async scratchDir(layer: Layer): Promise<{ path: string; release(): Promise<void> }> {
-    const path = join(
-      this.layerDir(layer),
-      TMP_DIR,
-      `scratch-${process.pid}-${randomBytes(8).toString('hex')}`,
-    );
-    await mkdir(path, { recursive: true });
-    return { path, release: () => rm(path, { recursive: true, force: true }) };
+    return makeScratchDir(join(this.layerDir(layer), TMP_DIR));
   }
 
   /**
@@ -274,19 +258,7 @@ export class LocalObjectStore implements ObjectStore {
    * processes, this one included, are kept, so it is safe while other writers work.
    */
   async cleanScratch(layer: Layer): Promise<void> {
-    const dir = join(this.layerDir(layer), TMP_DIR);
-    let entries: string[];
-    try {
-      entries = await readdir(dir);
-    } catch (error) {
-      if (isNotFound(error)) return;
-      throw error;
-    }
-    for (const name of entries) {
-      const pid = Number(/^(?:scratch|put)-(\d+)-/.exec(name)?.[1]);
-      if (Number.isInteger(pid) && processRuns(pid)) continue;
-      await rm(join(dir, name), { recursive: true, force: true });
-    }
+    await sweepDeadScratch(join(this.layerDir(layer), TMP_DIR), ['scratch', 'put']);
   }
 
   /**
@@ -323,7 +295,7 @@ export class LocalObjectStore implements ObjectStore {
   private async tempFile(layer: Layer): Promise<string> {
     const dir = join(this.layerDir(layer), TMP_DIR);
     await mkdir(dir, { recursive: true });
-    return join(dir, `put-${process.pid}-${randomBytes(8).toString('hex')}.part`);
+    return join(dir, `${scratchName('put')}.part`);
   }
 
   /**
