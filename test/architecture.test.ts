@@ -85,6 +85,32 @@ describe('architecture', () => {
     );
   });
 
+  it('the two backends share only src/backends/*.ts: neither imports the other', () => {
+    expect([
+      ...violations('src/backends/aws', (i) => !i.target.startsWith('src/backends/local/')),
+      ...violations('src/backends/local', (i) => !i.target.startsWith('src/backends/aws/')),
+    ]).toEqual([]);
+  });
+
+  it('the Lambda runtime never reaches the local backend, the local runtime, the cli or the dashboard', () => {
+    // What the deployed functions import is bundled: better-sqlite3 and friends must stay out.
+    expect(
+      violations(
+        'src/runtime/aws',
+        (i) => !/^src\/(backends\/local|runtime\/local|cli|dashboard|deploy)\//.test(i.target),
+      ),
+    ).toEqual([]);
+  });
+
+  it('the CDK app reads definitions and the aws config, never the local backend, cli or dashboard', () => {
+    expect(
+      violations(
+        'src/deploy',
+        (i) => !/^src\/(backends\/local|runtime\/local|cli|dashboard)\//.test(i.target),
+      ),
+    ).toEqual([]);
+  });
+
   it('pipelines use core, engines and sources only: no backend is named in a pipeline', () => {
     expect(
       violations(

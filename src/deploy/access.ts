@@ -6,7 +6,7 @@ import type { KeySchema } from '../core/ports/kv-table.ts';
 import { RUNS_TABLE } from '../core/run.ts';
 import { CHECKPOINTS_TABLE } from '../core/stream-consumer.ts';
 import { JOB_CHECKPOINTS_TABLE } from '../engines/stream/checkpoint-store.ts';
-import { DELIVERIES_KEY_SCHEMA, DELIVERIES_TABLE } from '../runtime/local/trigger-dispatcher.ts';
+import { DELIVERIES_KEY_SCHEMA, DELIVERIES_TABLE } from '../runtime/trigger-dispatcher.ts';
 
 /**
  * What the deployment must know about a pipeline that its definition does not say: the key-value

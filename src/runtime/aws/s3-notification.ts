@@ -9,7 +9,7 @@ import {
   type Delivery,
   deliveryObjectId,
   TriggerDispatcher,
-} from '../local/trigger-dispatcher.ts';
+} from '../trigger-dispatcher.ts';
 import type { AwsRuntime } from './runtime.ts';
 
 /** What {@link handleS3Event} did with each record; also the Lambda's return value (logged by Lambda). */
@@ -40,7 +40,7 @@ const dispatchers = new WeakMap<
  * (real bucket name; pipelines read the key with `eventObjectKey` and know their layer).
  *
  * S3 delivers at least once, so this is the same {@link TriggerDispatcher} `sluice up` uses
- * (src/runtime/local/trigger-dispatcher.ts: backend-neutral, it only uses the key-value port): a
+ * (src/runtime/trigger-dispatcher.ts: backend-neutral, it only uses the key-value port): a
  * delivery record `(trigger, "<key>#<eTag>")` is written to the `sluice_trigger_deliveries` table
  * (DynamoDB, `<tablePrefix>sluice_trigger_deliveries`, hash `trigger` S, range `object` S) with an
  * `attribute_not_exists` condition before the workflow starts; a redelivered event finds it and

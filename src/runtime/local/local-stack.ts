@@ -16,8 +16,8 @@ import type { Notifier } from '../../core/ports/notifier.ts';
 import type { ExecutionRecord } from '../../core/ports/workflow-runner.ts';
 import type { ScheduleDefinition } from '../../core/schedule.ts';
 import { eventObjectKey, type TriggerDefinition } from '../../core/trigger.ts';
+import { type Delivery, TriggerDispatcher } from '../trigger-dispatcher.ts';
 import { LocalScheduler } from './local-scheduler.ts';
-import { type Delivery, TriggerDispatcher } from './trigger-dispatcher.ts';
 
 /** Lease held by the running `sluice up` of a home. */
 export const STACK_LEASE = 'sluice-up';

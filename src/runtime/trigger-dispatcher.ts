@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../../core/clock.ts';
-import { ConditionFailedError, describeError, NotFoundError } from '../../core/errors.ts';
-import type { S3Event, S3EventRecord } from '../../core/events.ts';
-import { type Logger, silentLogger } from '../../core/logger.ts';
+import type { Clock } from '../core/clock.ts';
+import { ConditionFailedError, describeError, NotFoundError } from '../core/errors.ts';
+import type { S3Event, S3EventRecord } from '../core/events.ts';
+import { type Logger, silentLogger } from '../core/logger.ts';
 import {
   allPages,
   type Condition,
@@ -10,8 +10,8 @@ import {
   type KeySchema,
   type KvStore,
   type KvTable,
-} from '../../core/ports/kv-table.ts';
-import { eventObjectKey, matchesTrigger, type TriggerDefinition } from '../../core/trigger.ts';
+} from '../core/ports/kv-table.ts';
+import { eventObjectKey, matchesTrigger, type TriggerDefinition } from '../core/trigger.ts';
 
 /** Name of the key-value table holding one delivery record per (trigger, object version). */
 export const DELIVERIES_TABLE = 'sluice_trigger_deliveries';

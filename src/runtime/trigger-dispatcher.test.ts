@@ -3,15 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalKvStore } from '../../backends/local/local-kv-table.ts';
-import { LocalObjectStore } from '../../backends/local/local-object-store.ts';
-import { LocalObjectWatcher } from '../../backends/local/local-object-watcher.ts';
-import { type Database, openSqlite } from '../../backends/local/sqlite.ts';
-import { systemClock } from '../../core/clock.ts';
-import { NotFoundError } from '../../core/errors.ts';
-import type { S3Event, S3EventRecord } from '../../core/events.ts';
-import type { Logger } from '../../core/logger.ts';
-import { eventObjectKey, type TriggerDefinition } from '../../core/trigger.ts';
+import { LocalKvStore } from '../backends/local/local-kv-table.ts';
+import { LocalObjectStore } from '../backends/local/local-object-store.ts';
+import { LocalObjectWatcher } from '../backends/local/local-object-watcher.ts';
+import { type Database, openSqlite } from '../backends/local/sqlite.ts';
+import { systemClock } from '../core/clock.ts';
+import { NotFoundError } from '../core/errors.ts';
+import type { S3Event, S3EventRecord } from '../core/events.ts';
+import type { Logger } from '../core/logger.ts';
+import { eventObjectKey, type TriggerDefinition } from '../core/trigger.ts';
 import {
   DELIVERIES_KEY_SCHEMA,
   DELIVERIES_TABLE,
