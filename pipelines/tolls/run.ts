@@ -27,7 +27,9 @@ export async function landTollFiles(
   const records: S3EventRecord[] = [];
   const landed: string[] = [];
   const unsubscribe = objectStore.onObjectCreated((record) => {
-    if (tollsPipeline.triggers?.some((trigger) => matchesTrigger(trigger, record))) records.push(record);
+    const layerOf = (bucket: string) => objectStore.layerOfBucket(bucket);
+    if (tollsPipeline.triggers?.some((trigger) => matchesTrigger(trigger, record, layerOf)))
+      records.push(record);
   });
   try {
     if (options.inputs && options.inputs.length > 0) {

@@ -25,10 +25,19 @@ export function eventObjectKey(record: S3EventRecord): string {
   return decodeURIComponent(record.s3.object.key.replace(/\+/g, ' '));
 }
 
-/** Whether a created object matches a trigger's layer (bucket), prefix and suffix. */
-export function matchesTrigger(trigger: TriggerDefinition, record: S3EventRecord): boolean {
+/**
+ * Whether a created object matches a trigger's layer, prefix and suffix. `layerOfBucket` maps the
+ * record's bucket to its layer (`ObjectStore.layerOfBucket`; on AWS buckets have their own names);
+ * without it the bucket name must be the layer's (the local backend's events).
+ */
+export function matchesTrigger(
+  trigger: TriggerDefinition,
+  record: S3EventRecord,
+  layerOfBucket?: (bucket: string) => Layer | undefined,
+): boolean {
   if (!record.eventName.startsWith('ObjectCreated:')) return false;
-  if (record.s3.bucket.name !== trigger.layer) return false;
+  const layer = layerOfBucket ? layerOfBucket(record.s3.bucket.name) : record.s3.bucket.name;
+  if (layer !== trigger.layer) return false;
   const key = eventObjectKey(record);
   return key.startsWith(trigger.prefix) && key.endsWith(trigger.suffix);
 }

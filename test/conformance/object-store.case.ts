@@ -26,6 +26,11 @@ function byteSorted(keys: readonly string[]): string[] {
   return [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
+/** The layer named by the file of a `bucket-map/<layer>.txt` key (as events carry it). */
+function eventKeyLayer(key: string): string {
+  return key.replace(/^bucket-map\//, '').replace(/\.txt$/, '');
+}
+
 /** The key as S3 event notifications carry it (URL-encoded, space as `+`), computed independently. */
 function s3EventKey(key: string): string {
   return key
@@ -272,6 +277,21 @@ export function objectStoreConformance(
       expect(Buffer.from(await store.getBytes(ref('dir/victim.txt'))).toString()).toBe('back');
     });
 
+    it('maps the bucket its events name back to the layer written, and no foreign bucket to a layer', async () => {
+      const buckets = new Map<string, string>();
+      const unsubscribe = store.onObjectCreated((record) => {
+        buckets.set(eventKeyLayer(record.s3.object.key), record.s3.bucket.name);
+      });
+      for (const each of ['landing', 'staging', 'analytical', 'quarantine'] as const) {
+        await store.put({ layer: each, key: `bucket-map/${each}.txt` }, each);
+      }
+      unsubscribe();
+      expect([...buckets.keys()].sort()).toEqual(['analytical', 'landing', 'quarantine', 'staging']);
+      for (const [written, bucket] of buckets) expect(store.layerOfBucket(bucket)).toBe(written);
+      expect(new Set(buckets.values()).size).toBe(4);
+      expect(store.layerOfBucket(`not-a-bucket-of-this-lake-${randomUUID()}`)).toBeUndefined();
+    });
+
     it('emits exactly one object-created event per write, with S3 notification fields', async () => {
       const records: S3EventRecord[] = [];
       const unsubscribe = store.onObjectCreated((record) => records.push(record));
@@ -388,6 +408,15 @@ export function objectStoreConformance(
         expect(await readFile(file.path, 'utf8')).toBe('a,b\n1,2\n');
       } finally {
         await file.release();
+      }
+      // The path ends with the whole key: engines read Hive `name=value/` segments from it.
+      const nested = 'year=2026/month=03/local.csv';
+      await store.put(ref(nested), 'x\n');
+      const deep = await store.localPath(ref(nested));
+      try {
+        expect(deep.path.replaceAll('\\', '/').endsWith(`/${ref(nested).key}`)).toBe(true);
+      } finally {
+        await deep.release();
       }
     });
 

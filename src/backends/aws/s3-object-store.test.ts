@@ -1,3 +1,4 @@
+import { access, readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
   CompleteMultipartUploadCommand,
@@ -208,6 +209,25 @@ describe('S3ObjectStore requests (aws-sdk-client-mock)', () => {
       Key: 'bad/1.json',
     });
     expect(s.uri({ layer: 'quarantine', key: 'bad/1.json' })).toBe('s3://acme-quarantine/bad/1.json');
+  });
+});
+
+describe('S3ObjectStore.localPath', () => {
+  it('downloads under the whole key, so Hive partition segments reach engines (DuckDB hive_partitioning)', async () => {
+    const key = 'hashtags/staging/year=2026/month=03/day=04/part-0.parquet';
+    s3Mock.on(GetObjectCommand, { Bucket: 'acme-staging', Key: key }).resolves({
+      // The SDK's Node body is an IncomingMessage (a Readable) with mixins the adapter does not use.
+      Body: Readable.from([Buffer.from('PAR1')]) as never,
+      $metadata: metadata(200),
+    });
+    const file = await store().localPath({ layer: 'staging', key });
+    try {
+      expect(file.path.endsWith(`/${key}`)).toBe(true);
+      expect(await readFile(file.path, 'utf8')).toBe('PAR1');
+    } finally {
+      await file.release();
+    }
+    await expect(access(file.path)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

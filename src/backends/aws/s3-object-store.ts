@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -17,7 +17,14 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError, SluiceError } from '../../core/errors.ts';
 import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
-import { assertValidKey, isHiddenKey, isLayer, type Layer, type ObjectRef } from '../../core/layer.ts';
+import {
+  assertValidKey,
+  isHiddenKey,
+  isLayer,
+  LAYERS,
+  type Layer,
+  type ObjectRef,
+} from '../../core/layer.ts';
 import type {
   LocalObjectFile,
   ObjectBody,
@@ -256,9 +263,13 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Downloads the object to `<scratchRoot>/sluice-s3-scratch/<bucket>/get-<pid>-<random>/<name>`
-   * (the key's last segment, so engines that detect formats by extension still do); `release`
-   * removes the directory. Left-overs of crashed processes go with {@link cleanScratch}.
+   * Downloads the object to `<scratchRoot>/sluice-s3-scratch/<bucket>/get-<pid>-<random>/<key>`:
+   * the whole key, so the path ends with it as the local store's does (`<lake>/<layer>/<key>`).
+   * Engines see the extension (format detection) and the Hive `name=value/` segments
+   * (`read_parquet(..., hive_partitioning = true)` reads partition columns from them; with only
+   * the last segment they were lost on S3). Keys are valid ({@link assertValidKey}: no `.`/`..`
+   * segments), so the file stays inside the directory. `release` removes the directory.
+   * Left-overs of crashed processes go with {@link cleanScratch}.
    * @throws {NotFoundError} naming `s3://bucket/key` (nothing is left on disk then).
    */
   async localPath(ref: ObjectRef): Promise<LocalObjectFile> {
@@ -266,8 +277,8 @@ export class S3ObjectStore implements ObjectStore {
     const dir = join(this.scratchBase(ref.layer), scratchName('get'));
     const release = () => rm(dir, { recursive: true, force: true });
     try {
-      await mkdir(dir, { recursive: true });
-      const path = join(dir, ref.key.split('/').pop() as string);
+      const path = join(dir, ...ref.key.split('/'));
+      await mkdir(dirname(path), { recursive: true });
       await pipeline(body, createWriteStream(path, { flags: 'wx' }));
       return { path, release };
     } catch (error) {
@@ -381,6 +392,11 @@ export class S3ObjectStore implements ObjectStore {
     return () => {
       this.listeners.delete(entry);
     };
+  }
+
+  /** The layer whose bucket is `bucket`, or `undefined` for a bucket of no layer of this lake. */
+  layerOfBucket(bucket: string): Layer | undefined {
+    return LAYERS.find((layer) => this.buckets[layer] === bucket);
   }
 
   /** `s3://<bucket>/<key>` (the key as is, not encoded). @throws {Error} on an unknown layer. */

@@ -273,6 +273,11 @@ export class LocalObjectStore implements ObjectStore {
     };
   }
 
+  /** Local events name each layer's bucket after the layer itself. */
+  layerOfBucket(bucket: string): Layer | undefined {
+    return isLayer(bucket) ? bucket : undefined;
+  }
+
   /** `file://` URL of the object's file. @throws {Error} on an invalid key. */
   uri(ref: ObjectRef): string {
     return pathToFileURL(this.filePath(ref)).href;

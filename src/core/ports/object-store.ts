@@ -104,6 +104,13 @@ export interface ObjectStore {
    */
   onObjectCreated(listener: (record: S3EventRecord) => void): () => void;
 
+  /**
+   * The layer whose objects' events name `bucket` (`s3.bucket.name` of an {@link S3EventRecord}):
+   * locally the layer's own name, on AWS the layer whose bucket it is; `undefined` for a bucket
+   * that is not one of this lake's. Pass it to `matchesTrigger` (src/core/trigger.ts).
+   */
+  layerOfBucket(bucket: string): Layer | undefined;
+
   /** A URI for messages and lineage: `file:///...` locally, `s3://bucket/key` on AWS. */
   uri(ref: ObjectRef): string;
 }
