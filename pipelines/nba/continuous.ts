@@ -194,7 +194,10 @@ export async function drainTampering(
   const drain = await drainStream({
     stream: ctx.backend.stream,
     streamName,
-    checkpoints: options.checkpoints ?? new KvCheckpointStore(ctx.backend.kv, () => ctx.clock.now()),
+    // State above DynamoDB's 400 KB item limit (a burst of player tweets) spills to the lake.
+    checkpoints:
+      options.checkpoints ??
+      new KvCheckpointStore(ctx.backend.kv, () => ctx.clock.now(), { objects: ctx.backend.objectStore }),
     jobName: TAMPERING_JOB,
     source: TWEETS_SOURCE,
     clock: ctx.clock,
