@@ -67,6 +67,12 @@ export interface FakeRedshiftDataOptions {
   readonly database: string;
   /** Records per `GetStatementResult` page (default 2, so tests page). */
   readonly pageSize?: number;
+  /**
+   * The client to mock (default: a new `RedshiftDataClient`, then {@link FakeRedshiftData.client}).
+   * `RedshiftDataClient.prototype` fakes every client created while the fake runs (a backend that
+   * builds its own client); `close()` restores it.
+   */
+  readonly client?: RedshiftDataClient;
 }
 
 interface Statement {
@@ -127,10 +133,7 @@ const COPY =
 
 /** The fake: `client` is the mocked client to give the adapter; `mock` records every command. */
 export class FakeRedshiftData {
-  readonly client = new RedshiftDataClient({
-    region: 'eu-west-1',
-    credentials: { accessKeyId: 'FAKE', secretAccessKey: 'FAKE' },
-  });
+  readonly client: RedshiftDataClient;
   // biome-ignore lint/suspicious/noExplicitAny: the stub of one client, typed loosely for commandCalls.
   readonly mock: AwsStub<any, any, any>;
   private readonly statements = new Map<string, Statement>();
@@ -142,6 +145,12 @@ export class FakeRedshiftData {
     private readonly pool: pg.Pool,
     private readonly options: FakeRedshiftDataOptions,
   ) {
+    this.client =
+      options.client ??
+      new RedshiftDataClient({
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'FAKE', secretAccessKey: 'FAKE' },
+      });
     const mock = mockClient(this.client);
     mock
       .on(ExecuteStatementCommand)
