@@ -84,8 +84,11 @@ export interface RuntimeBundle {
 
 /**
  * Bundles the Lambda runtime once with esbuild (no Docker): ESM (`lambda.mjs`), platform node,
- * target node22, `@aws-sdk/*` external (the Node 22 Lambda runtime ships SDK v3) and `@duckdb/*`
- * external (shipped in the layer). A `require` shim is added for bundled CommonJS code.
+ * target node22. The AWS SDK v3 is bundled, not left to the runtime's copy: the functions then run
+ * the SDK version the tests ran (`@aws-sdk/lib-storage`, which the runtime may lack, and the Data
+ * API's session parameters included), as AWS advises for production code
+ * (https://docs.aws.amazon.com/lambda/latest/dg/nodejs-package.html). `@duckdb/*` is external
+ * (a native addon, shipped in the layer). A `require` shim is added for bundled CommonJS code.
  *
  * Code that reads files next to itself (`new URL('./queries/x.sql', import.meta.url)`) keeps
  * working: each such directory of a bundled source is copied beside `lambda.mjs`.
@@ -113,7 +116,10 @@ export async function bundleRuntime(options: BundleOptions = {}): Promise<Runtim
     platform: 'node',
     format: 'esm',
     target: 'node22',
-    external: ['@aws-sdk/*', '@duckdb/*'],
+    external: ['@duckdb/*'],
+    // Error classes keep their names when esbuild renames colliding identifiers: sluice errors set
+    // `name = new.target.name`, and that name is what a state machine's Retry/Catch matches.
+    keepNames: true,
     metafile: true,
     logLevel: 'silent',
     legalComments: 'none',

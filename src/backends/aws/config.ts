@@ -60,9 +60,20 @@ export const AWS_ENV = {
 } as const;
 
 /**
+ * TEST-ONLY environment variable: JSON object of emulator endpoints by service
+ * (`{"s3":"http://127.0.0.1:4568","dynamodb":"http://127.0.0.1:4567"}`), read into
+ * {@link AwsBackendConfig.endpoints} so a Lambda bundle run in a child process (the deployed
+ * artifact's smoke test, src/deploy/bundle.smoke.test.ts) talks to emulators. Never set in a
+ * deployment: {@link awsConfigToEnv} never emits it, so the CDK stack never sets it, and with it
+ * set the clients use the emulators' dummy credentials (src/backends/aws/clients.ts).
+ */
+export const ENDPOINTS_ENV = 'SLUICE_AWS_ENDPOINTS';
+
+/**
  * Reads the config from environment variables ({@link AWS_ENV}); the region from `AWS_REGION`
- * (set by Lambda) or `AWS_DEFAULT_REGION`.
- * @throws {Error} naming every missing required variable (region and the four buckets).
+ * (set by Lambda) or `AWS_DEFAULT_REGION`; emulator endpoints (tests only) from {@link ENDPOINTS_ENV}.
+ * @throws {Error} naming every missing required variable (region and the four buckets), or when
+ *   {@link ENDPOINTS_ENV} is set but is not a JSON object of `http(s)://` URL strings.
  */
 export function awsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsBackendConfig {
   const missing: string[] = [];
@@ -91,6 +102,7 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsBacke
   const athenaOutputLocation = optional(AWS_ENV.athenaOutputLocation);
   const snsTopicArn = optional(AWS_ENV.snsTopicArn);
   const stateMachineArnPrefix = optional(AWS_ENV.stateMachineArnPrefix);
+  const endpoints = endpointsFromEnv(optional(ENDPOINTS_ENV));
   return {
     region: region ?? '',
     buckets,
@@ -110,7 +122,30 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AwsBacke
       : {}),
     ...(snsTopicArn ? { snsTopicArn } : {}),
     ...(stateMachineArnPrefix ? { stateMachineArnPrefix } : {}),
+    ...(endpoints ? { endpoints } : {}),
   };
+}
+
+/** Parses {@link ENDPOINTS_ENV}; `undefined` when unset. @throws {Error} naming the variable when malformed. */
+function endpointsFromEnv(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    parsed = undefined;
+  }
+  const valid =
+    parsed !== null &&
+    typeof parsed === 'object' &&
+    !Array.isArray(parsed) &&
+    Object.values(parsed).every((v) => typeof v === 'string' && /^https?:\/\//.test(v));
+  if (!valid) {
+    throw new Error(
+      `${ENDPOINTS_ENV} (test-only emulator endpoints) must be a JSON object of service name to http(s) URL, got ${value}`,
+    );
+  }
+  return { ...(parsed as Record<string, string>) };
 }
 
 /**
