@@ -280,20 +280,31 @@ export class StepFunctionsRunner implements WorkflowRunner {
     }
   }
 
-  /** The name of the last state entered (newest history events first). */
+  /**
+   * The name of the last state entered (newest history events first), reading further pages while none
+   * is found: a page may hold fewer events than `maxResults` (API_GetExecutionHistory), and each retry
+   * of a Task adds three events after its entry.
+   */
   private async lastEnteredState(executionArn: string): Promise<string | undefined> {
     try {
-      const page = await this.call(() =>
-        this.client.send(
-          new GetExecutionHistoryCommand({
-            executionArn,
-            reverseOrder: true,
-            maxResults: 100,
-            includeExecutionData: false,
-          }),
-        ),
-      );
-      return page.events?.find((e) => e.stateEnteredEventDetails?.name)?.stateEnteredEventDetails?.name;
+      let nextToken: string | undefined;
+      do {
+        const page = await this.call(() =>
+          this.client.send(
+            new GetExecutionHistoryCommand({
+              executionArn,
+              reverseOrder: true,
+              maxResults: 100,
+              includeExecutionData: false,
+              ...(nextToken ? { nextToken } : {}),
+            }),
+          ),
+        );
+        const entered = page.events?.find((e) => e.stateEnteredEventDetails?.name);
+        if (entered) return entered.stateEnteredEventDetails?.name;
+        nextToken = page.nextToken;
+      } while (nextToken);
+      return undefined;
     } catch {
       return undefined;
     }
@@ -411,7 +422,8 @@ const SCHEDULED = new Set(['TaskScheduled', 'LambdaFunctionScheduled', 'Activity
  *
  * | Step Functions                                                                 | sluice                                   |
  * | ------------------------------------------------------------------------------ | ---------------------------------------- |
- * | `ExecutionStarted` / `Succeeded` / `Failed` / `Aborted`                        | same name (input, output, error, cause)  |
+ * | `ExecutionStarted` / `Succeeded` / `Failed` / `Aborted`                        | same name (input without the {@link SOURCE_KEY} the runner added, output, error, cause) |
+ * | `FailStateEntered` then `ExecutionFailed`                                      | + `StateFailed` of the Fail state (error, cause), as locally |
  * | `ExecutionTimedOut`                                                            | `ExecutionTimeout`                       |
  * | `<Type>StateEntered` (`TaskStateEntered`, `PassStateEntered`, ...)             | `StateEntered`, `stateType` `<Type>`     |
  * | `<Type>StateExited`                                                            | `StateExited` (output)                   |
@@ -421,18 +433,22 @@ const SCHEDULED = new Set(['TaskScheduled', 'LambdaFunctionScheduled', 'Activity
  * | `MapIterationStarted` / `Succeeded` / `Failed`                                 | same name, `parent` { Map state, index } |
  * | scheduling/start/success of the work (`TaskScheduled`, `LambdaFunctionSucceeded`, `MapStateStarted`, ...) | dropped |
  *
- * The state of a failure is found through `previousEventId` back to its `*StateEntered`. Events inside Map
- * iterations and Parallel branches carry no `parent` (only the iteration events do). `seq` is 1-based in
- * the order of the returned list.
+ * The state of a failure is found through `previousEventId` back to its `*StateEntered`; failures, retries
+ * and catches are tracked per state entry (so Map iterations of one state, or a state entered again, count
+ * their retry attempts from 1 each, as aws-local-stepfunctions does). Events inside Map iterations and
+ * Parallel branches carry no `parent` (only the iteration events do). `seq` is 1-based in the order of the
+ * returned list.
  */
 export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefinition): ExecutionEvent[] {
   const byId = new Map<number, HistoryEvent>();
   for (const e of events) if (e.id !== undefined) byId.set(e.id, e);
-  const stateCache = new Map<number, { name: string; type: string } | undefined>();
-  const stateOf = (event: HistoryEvent | undefined): { name: string; type: string } | undefined => {
+  /** A state entry: the state's name and type, and the id of its `*StateEntered` event. */
+  type Entry = { name: string; type: string; entered: number };
+  const stateCache = new Map<number, Entry | undefined>();
+  const stateOf = (event: HistoryEvent | undefined): Entry | undefined => {
     const seen: HistoryEvent[] = [];
     let current = event;
-    let found: { name: string; type: string } | undefined;
+    let found: Entry | undefined;
     while (current) {
       if (current.id !== undefined && stateCache.has(current.id)) {
         found = stateCache.get(current.id);
@@ -441,7 +457,11 @@ export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefi
       seen.push(current);
       const entered = /^(\w+)StateEntered$/.exec(current.type ?? '');
       if (entered && current.stateEnteredEventDetails?.name) {
-        found = { name: current.stateEnteredEventDetails.name, type: entered[1] as string };
+        found = {
+          name: current.stateEnteredEventDetails.name,
+          type: entered[1] as string,
+          entered: current.id ?? 0,
+        };
         break;
       }
       current = current.previousEventId !== undefined ? byId.get(current.previousEventId) : undefined;
@@ -451,16 +471,20 @@ export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefi
   };
 
   const out: Omit<ExecutionEvent, 'seq'>[] = [];
-  /** Per state: the last failure not yet followed by a retry or exit, and retry attempts so far. */
-  const pendingFailure = new Map<string, { error?: string; cause?: string }>();
-  const attempts = new Map<string, number>();
+  /** Per state entry: the last failure not yet followed by a retry or exit, and retry attempts so far. */
+  const pendingFailure = new Map<number, { name: string; error?: string; cause?: string }>();
+  const attempts = new Map<number, number>();
 
   for (const e of events) {
     const type = e.type ?? '';
     const timestamp = (e.timestamp ?? new Date(0)).toISOString();
     const state = stateOf(e);
     if (type === 'ExecutionStarted') {
-      out.push({ type, timestamp, input: parseJson(e.executionStartedEventDetails?.input) });
+      out.push({
+        type,
+        timestamp,
+        input: withoutSource(parseJson(e.executionStartedEventDetails?.input)).input,
+      });
     } else if (type === 'ExecutionSucceeded') {
       out.push({ type, timestamp, output: parseJson(e.executionSucceededEventDetails?.output) });
     } else if (type === 'ExecutionFailed' || type === 'ExecutionAborted' || type === 'ExecutionTimedOut') {
@@ -470,6 +494,17 @@ export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefi
           : type === 'ExecutionAborted'
             ? e.executionAbortedEventDetails
             : e.executionTimedOutEventDetails;
+      if (type === 'ExecutionFailed' && state?.type === 'Fail') {
+        // Step Functions records no failure event of a Fail state; the local runner's StateFailed.
+        out.push({
+          type: 'StateFailed',
+          timestamp,
+          state: state.name,
+          stateType: state.type,
+          ...(d?.error !== undefined ? { error: d.error } : {}),
+          ...(d?.cause !== undefined ? { cause: d.cause } : {}),
+        });
+      }
       out.push({
         type: type === 'ExecutionTimedOut' ? 'ExecutionTimeout' : type,
         timestamp,
@@ -489,9 +524,14 @@ export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefi
     } else if (/StateExited$/.test(type)) {
       const name = e.stateExitedEventDetails?.name ?? state?.name;
       const stateType = /^(\w+)StateExited$/.exec(type)?.[1];
-      if (name && pendingFailure.has(name)) {
-        const failure = pendingFailure.get(name);
-        pendingFailure.delete(name);
+      // The entry this exit ends: through previousEventId, else the latest entry of that name with a failure.
+      const entry =
+        state && state.name === name
+          ? state.entered
+          : [...pendingFailure].reverse().find(([, f]) => f.name === name)?.[0];
+      if (name && entry !== undefined && pendingFailure.has(entry)) {
+        const failure = pendingFailure.get(entry);
+        pendingFailure.delete(entry);
         out.push({
           type: 'StateCaught',
           timestamp,
@@ -516,18 +556,18 @@ export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefi
         ...(details?.error !== undefined ? { error: details.error } : {}),
         ...(details?.cause !== undefined ? { cause: details.cause } : {}),
       };
-      if (state) pendingFailure.set(state.name, failure);
+      if (state) pendingFailure.set(state.entered, { name: state.name, ...failure });
       out.push({
         type: 'StateFailed',
         timestamp,
         ...(state ? { state: state.name, stateType: state.type } : {}),
         ...failure,
       });
-    } else if (SCHEDULED.has(type) && state && pendingFailure.has(state.name)) {
-      const failure = pendingFailure.get(state.name);
-      pendingFailure.delete(state.name);
-      const attempt = (attempts.get(state.name) ?? 0) + 1;
-      attempts.set(state.name, attempt);
+    } else if (SCHEDULED.has(type) && state && pendingFailure.has(state.entered)) {
+      const failure = pendingFailure.get(state.entered);
+      pendingFailure.delete(state.entered);
+      const attempt = (attempts.get(state.entered) ?? 0) + 1;
+      attempts.set(state.entered, attempt);
       out.push({
         type: 'StateRetried',
         timestamp,
