@@ -1,6 +1,6 @@
 import { ExecutionStore } from '../backends/local/local-workflow-runner.ts';
 import type { Clock } from '../core/clock.ts';
-import { NotFoundError } from '../core/errors.ts';
+import { NotFoundError, UsageError } from '../core/errors.ts';
 import { isLayer, LAYERS, type Layer } from '../core/layer.ts';
 import type { PipelineDefinition } from '../core/pipeline.ts';
 import type { Backend } from '../core/ports/backend.ts';
@@ -100,6 +100,8 @@ export interface PipelineView {
 
 /** Read access for the dashboard's pages and API. */
 export class DashboardData {
+  private openedRunLog: Promise<RunLog> | undefined;
+
   constructor(
     readonly backend: Backend,
     readonly pipelines: Readonly<Record<string, PipelineDefinition>>,
@@ -161,35 +163,73 @@ export class DashboardData {
     }));
   }
 
-  /** Step runs, newest first, filtered by pipeline and status. */
-  async runs(filter: { pipeline?: string; status?: string }, paging: Paging): Promise<Page<RunRecord>> {
-    // RunLog.list reads everything (the page shows the total); see docs/dashboard.md (scale).
-    const all = await this.allRuns(filter.pipeline);
-    const status = filter.status as RunStatus | undefined;
-    return page(status ? all.filter((r) => r.status === status) : all, paging);
+  /**
+   * Step runs, newest first, filtered by pipeline and status: one page read by key-range queries
+   * ({@link RunLog.page}), never the whole log (except on a home whose time index is not built
+   * yet: see docs/dashboard.md). `paging.offset` still works (cost grows with it); `older` /
+   * `newer` cursors page in constant cost.
+   * @throws {UsageError} on an unknown status or a bad cursor.
+   */
+  async runs(
+    filter: { pipeline?: string; status?: string },
+    paging: Paging & { older?: string | undefined; newer?: string | undefined },
+  ): Promise<RunsPage> {
+    const status = filter.status ? runStatus(filter.status) : undefined;
+    const log = await this.runLog();
+    const result = await log.page({
+      limit: paging.limit,
+      offset: paging.offset,
+      ...(filter.pipeline ? { pipeline: filter.pipeline } : {}),
+      ...(status ? { status } : {}),
+      ...(paging.older ? { older: paging.older } : {}),
+      ...(paging.newer ? { newer: paging.newer } : {}),
+    });
+    const byOffset = !paging.older && !paging.newer;
+    return {
+      items: result.items,
+      total: result.total,
+      offset: byOffset ? paging.offset : 0,
+      limit: paging.limit,
+      nextOffset: byOffset && result.older !== null ? paging.offset + result.items.length : null,
+      older: result.older,
+      newer: result.newer,
+    };
   }
 
   /**
-   * The overview's two run lists, the latest runs and the latest failed ones (with their totals),
-   * from one read of the run log instead of two.
+   * The overview's run lists and counts: the latest runs, the latest failed ones (each one
+   * page), and how many runs started in the last `hours` hours and how many of them failed (read
+   * up to 10,000 runs back; `capped` when there were more).
    */
   async runsOverview(
     latest: number,
     latestFailed: number,
-  ): Promise<{ runs: Page<RunRecord>; failedRuns: Page<RunRecord> }> {
-    const all = await this.allRuns(undefined);
+    hours = 24,
+  ): Promise<{
+    runs: RunsPage;
+    failedRuns: RunsPage;
+    recent: { hours: number; runs: number; failed: number; capped: boolean };
+  }> {
+    const first = { limit: latest, offset: 0 };
+    const since = new Date(this.clock.now().getTime() - hours * 3_600_000).toISOString();
+    const log = await this.runLog();
+    const window = await log.page({ limit: RECENT_CAP, startedAfter: since });
     return {
-      runs: page(all, { limit: latest, offset: 0 }),
-      failedRuns: page(
-        all.filter((r) => r.status === 'failed'),
-        { limit: latestFailed, offset: 0 },
-      ),
+      runs: await this.runs({}, first),
+      failedRuns: await this.runs({ status: 'failed' }, { limit: latestFailed, offset: 0 }),
+      recent: {
+        hours,
+        runs: window.items.length,
+        failed: window.items.filter((r) => r.status === 'failed').length,
+        capped: window.older !== null,
+      },
     };
   }
 
-  private async allRuns(pipeline: string | undefined): Promise<RunRecord[]> {
-    const log = await RunLog.open(this.backend.kv, this.clock);
-    return log.list({ limit: Number.MAX_SAFE_INTEGER, ...(pipeline ? { pipeline } : {}) });
+  /** The run log, opened once, read-only (no backfill: a writer's `RunLog.open` builds the index). */
+  private runLog(): Promise<RunLog> {
+    this.openedRunLog ??= RunLog.open(this.backend.kv, this.clock, { backfill: false });
+    return this.openedRunLog;
   }
 
   /** Workflow executions, newest first. */
@@ -352,26 +392,58 @@ export class DashboardData {
   }
 
   /**
-   * Changes since `cursor` (an ISO time; none: everything recent) over runs and executions, for
-   * live updates: runs and executions whose start or end is after it, and the new cursor (the
-   * latest such time seen). Poll it, or use the SSE stream that polls it for you.
+   * Changes since `cursor` (an ISO time; none: the latest) over runs and executions, for live
+   * updates: runs and executions whose start or end is after it (at most 100 of each, newest
+   * changes first), and the new cursor (the latest such time seen). Runs come from one range query
+   * on the run log's time index ({@link RunLog.changedSince}); executions are still read whole
+   * (the execution store has no time index yet). Poll it, or use the SSE stream that polls it for you.
    */
   async changes(
     cursor: string | undefined,
   ): Promise<{ cursor: string; runs: RunRecord[]; executions: ExecutionRecord[] }> {
     const since = cursor ?? '';
-    const log = await RunLog.open(this.backend.kv, this.clock);
+    const log = await this.runLog();
     const store = await ExecutionStore.open(this.backend.kv);
     const latest = (a: string, b: string | undefined) => (b !== undefined && b > a ? b : a);
-    const runs = (await log.list({ limit: Number.MAX_SAFE_INTEGER })).filter(
-      (r) => latest(r.startedAt, r.endedAt) > since,
-    );
+    const runs = await log.changedSince(cursor, 100);
     const executions = (await store.list({ limit: Number.MAX_SAFE_INTEGER })).filter(
       (e) => latest(e.startedAt, e.stoppedAt) > since,
     );
-    let next = since;
-    for (const r of runs) next = latest(next, latest(r.startedAt, r.endedAt));
+    let next = latest(since, runs.cursor);
     for (const e of executions) next = latest(next, latest(e.startedAt, e.stoppedAt));
-    return { cursor: next, runs: runs.slice(0, 100), executions: executions.slice(0, 100) };
+    return { cursor: next, runs: runs.runs, executions: executions.slice(0, 100) };
   }
 }
+
+/** Runs read at most for the overview's "last 24 h" counts. */
+const RECENT_CAP = 10_000;
+
+/** A page of runs: offset paging (`total` exact only when known without reading further) and cursors. */
+export interface RunsPage {
+  readonly items: RunRecord[];
+  /** Matching runs over all pages when this page reached the oldest from the newest; else `null`. */
+  readonly total: number | null;
+  readonly offset: number;
+  readonly limit: number;
+  /** Offset of the next page, `null` on the last (or when paging by cursor). */
+  readonly nextOffset: number | null;
+  /** Cursor of the next page of older runs (`?older=`), `null` on the last. */
+  readonly older: string | null;
+  /** Cursor of the page of newer runs (`?newer=`), `null` on the first. */
+  readonly newer: string | null;
+}
+
+function runStatus(status: string): RunStatus {
+  if (!RUN_STATUSES.includes(status as RunStatus))
+    throw new UsageError(`unknown run status "${status}" (statuses: ${RUN_STATUSES.join(', ')})`);
+  return status as RunStatus;
+}
+
+const RUN_STATUSES: readonly RunStatus[] = [
+  'running',
+  'succeeded',
+  'partial',
+  'failed',
+  'aborted',
+  'skipped',
+];

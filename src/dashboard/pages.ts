@@ -1,7 +1,7 @@
 import type { ExecutionEvent, ExecutionRecord } from '../core/ports/workflow-runner.ts';
 import type { RunRecord } from '../core/run.ts';
 import { formatCheckSummary } from '../engines/quality/checks.ts';
-import type { DashboardData, Page, PipelineView } from './data.ts';
+import type { DashboardData, Page, PipelineView, RunsPage } from './data.ts';
 import { html, jsonScript, type SafeHtml } from './html.ts';
 import { workflowSvg } from './workflow-graph.ts';
 
@@ -103,6 +103,27 @@ function pager(base: string, filters: Record<string, string | undefined>, p: Pag
     ${p.nextOffset !== null ? html` <a rel="next" href="${link(p.nextOffset)}">older →</a>` : ''}</p>`;
 }
 
+/**
+ * Links to the pages of newer and older runs by cursor (`?newer=` / `?older=`), keeping the
+ * filters and the page size. Shows the total only when it is known without reading further.
+ */
+function runPager(filters: Record<string, string | undefined>, p: RunsPage): SafeHtml {
+  const link = (name: 'older' | 'newer', cursor: string) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+    q.set(name, cursor);
+    q.set('limit', String(p.limit));
+    return `/runs?${q.toString()}`;
+  };
+  const shown =
+    p.total !== null
+      ? html`${p.total === 0 ? 0 : p.offset + 1}–${p.offset + p.items.length} of ${formatCount(p.total)}`
+      : html`${formatCount(p.items.length)} runs, newest first`;
+  return html`<p class="pager">${shown}
+    ${p.newer !== null ? html` <a rel="prev" href="${link('newer', p.newer)}">← newer</a>` : ''}
+    ${p.older !== null ? html` <a rel="next" href="${link('older', p.older)}">older →</a>` : ''}</p>`;
+}
+
 function filterForm(
   action: string,
   fields: { name: string; label: string; value: string | undefined; options: readonly string[] }[],
@@ -166,7 +187,7 @@ const EXECUTION_HEADERS = [
 
 /** Overview: counts by status, tables, latest runs and executions. */
 export async function overviewPage(data: DashboardData): Promise<string> {
-  const { runs, failedRuns } = await data.runsOverview(10, 5);
+  const { runs, failedRuns, recent } = await data.runsOverview(10, 5);
   const executions = await data.executions({}, { limit: 10, offset: 0 });
   const tables = await data.catalog({});
   const pipelines = Object.keys(data.pipelines);
@@ -174,14 +195,14 @@ export async function overviewPage(data: DashboardData): Promise<string> {
   const bytes = tables.reduce((n, t) => n + t.bytes, 0);
   const body = html`<section class="cards">
 <div class="card"><b>${pipelines.length}</b> pipelines</div>
-<div class="card"><b>${formatCount(runs.total)}</b> step runs</div>
-<div class="card"><b>${formatCount(failedRuns.total)}</b> failed runs</div>
+<div class="card"><b>${formatCount(recent.runs)}${recent.capped ? '+' : ''}</b> step runs in the last ${recent.hours} h</div>
+<div class="card"><b>${formatCount(recent.failed)}${recent.capped ? '+' : ''}</b> failed in the last ${recent.hours} h</div>
 <div class="card"><b>${formatCount(executions.total)}</b> executions</div>
 <div class="card"><b>${tables.length}</b> tables</div>
 <div class="card"><b>${formatCount(rows)}</b> rows, ${formatBytes(bytes)}</div></section>
 <h2>Rows per table</h2><div class="chart" data-chart="0"><canvas></canvas></div>
 <h2>Latest runs</h2>${table(RUN_HEADERS, runRows(runs.items), 'no runs yet: try `sluice demo`')}<p><a href="/runs">all runs →</a></p>
-${failedRuns.total > 0 ? html`<h2>Latest failed runs</h2>${table(RUN_HEADERS, runRows(failedRuns.items), '')}` : ''}
+${failedRuns.items.length > 0 ? html`<h2>Latest failed runs</h2>${table(RUN_HEADERS, runRows(failedRuns.items), '')}` : ''}
 <h2>Latest executions</h2>${table(EXECUTION_HEADERS, executionRows(executions.items), 'no executions yet: `sluice up` runs the workflows')}`;
   const charts: ChartSpec[] = [
     { title: 'rows per table', type: 'bar', horizontal: true, sql: 'SELECT 1 AS unused WHERE false' },
@@ -386,13 +407,13 @@ const EXECUTION_STATUSES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABOR
 export async function runsPage(
   data: DashboardData,
   filter: { pipeline?: string; status?: string },
-  paging: { limit: number; offset: number },
+  paging: Parameters<DashboardData['runs']>[1],
 ): Promise<string> {
   const runs = await data.runs(filter, paging);
   const body = html`${filterForm('/runs', [
     { name: 'pipeline', label: 'pipeline', value: filter.pipeline, options: Object.keys(data.pipelines) },
     { name: 'status', label: 'status', value: filter.status, options: RUN_STATUSES },
-  ])}${table(RUN_HEADERS, runRows(runs.items), 'no runs match')}${pager('/runs', filter, runs)}`;
+  ])}${table(RUN_HEADERS, runRows(runs.items), 'no runs match')}${runPager(filter, runs)}`;
   return layout('Runs', '/runs', body);
 }
 

@@ -195,6 +195,12 @@ export function createDashboardApp(data: DashboardData, sql: SqlConsole, token: 
       limit,
     );
 
+  const runPaging = (c: Context) => ({
+    ...paging(c),
+    ...(c.req.query('older') ? { older: c.req.query('older') as string } : {}),
+    ...(c.req.query('newer') ? { newer: c.req.query('newer') as string } : {}),
+  });
+
   // Pages.
   app.get('/', async (c) => c.html(await overviewPage(data)));
   app.get('/pipelines', async (c) => c.html(await pipelinesPage(data)));
@@ -202,7 +208,7 @@ export function createDashboardApp(data: DashboardData, sql: SqlConsole, token: 
     const page = await pipelinePage(data, c.req.param('name'));
     return page ? c.html(page) : c.text('no such pipeline\n', 404);
   });
-  app.get('/runs', async (c) => c.html(await runsPage(data, filters(c), paging(c))));
+  app.get('/runs', async (c) => c.html(await runsPage(data, filters(c), runPaging(c))));
   app.get('/executions', async (c) => c.html(await executionsPage(data, filters(c), paging(c))));
   app.get('/executions/:id', async (c) => c.html(await executionPage(data, c.req.param('id'))));
   app.get('/catalog', async (c) => c.html(await catalogPage(data, filters(c))));
@@ -243,7 +249,7 @@ export function createDashboardApp(data: DashboardData, sql: SqlConsole, token: 
 
   // JSON API.
   app.get('/api/pipelines', async (c) => json(c, { items: await data.listPipelines() }));
-  app.get('/api/runs', async (c) => json(c, await data.runs(filters(c), paging(c))));
+  app.get('/api/runs', async (c) => json(c, await data.runs(filters(c), runPaging(c))));
   app.get('/api/executions', async (c) =>
     json(
       c,

@@ -3,7 +3,7 @@ import type { Layer } from '../core/layer.ts';
 import { LEASES_TABLE } from '../core/lease.ts';
 import type { PipelineDefinition } from '../core/pipeline.ts';
 import type { KeySchema } from '../core/ports/kv-table.ts';
-import { RUNS_TABLE } from '../core/run.ts';
+import { RUNS_BY_TIME_KEY_SCHEMA, RUNS_BY_TIME_TABLE, RUNS_TABLE } from '../core/run.ts';
 import { CHECKPOINTS_TABLE } from '../core/stream-consumer.ts';
 import { JOB_CHECKPOINTS_TABLE } from '../engines/stream/checkpoint-store.ts';
 import { DELIVERIES_KEY_SCHEMA, DELIVERIES_TABLE } from '../runtime/trigger-dispatcher.ts';
@@ -47,13 +47,17 @@ export interface FunctionAccess {
 
 const S = 'S' as const;
 
-/** Tables every pipeline function opens: configuration, run log, leases. */
+/**
+ * Tables every pipeline function opens: configuration, run log (records and their time index,
+ * both written by `RunLog`), leases. Every function gets read-write access to all but `config`.
+ */
 export const COMMON_TABLES: readonly KvTableSpec[] = [
   { name: CONFIG_TABLE, keySchema: CONFIG_KEY_SCHEMA, stream: true },
   {
     name: RUNS_TABLE,
     keySchema: { hashKey: { name: 'pipeline', type: S }, rangeKey: { name: 'run_key', type: S } },
   },
+  { name: RUNS_BY_TIME_TABLE, keySchema: RUNS_BY_TIME_KEY_SCHEMA },
   { name: LEASES_TABLE, keySchema: { hashKey: { name: 'name', type: S } } },
 ];
 

@@ -24,6 +24,7 @@ import type { PipelineDefinition } from '../core/pipeline.ts';
 import { bindNamedQuery } from '../core/query.ts';
 import { taskStates } from '../core/workflow.ts';
 import {
+  COMMON_TABLES,
   CRAWL_DATABASES,
   DELIVERIES,
   type FunctionAccess,
@@ -666,7 +667,7 @@ export class PipelineStack extends cdk.Stack {
       );
     }
 
-    const tableNames = [...new Set(['config', 'sluice_runs', 'sluice_leases', ...(access.tables ?? [])])];
+    const tableNames = [...new Set([...COMMON_TABLES.map((t) => t.name), ...(access.tables ?? [])])];
     const readOnly = new Set(['config']);
     const streamArns: string[] = [];
     for (const tableName of tableNames) {
