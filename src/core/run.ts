@@ -112,6 +112,15 @@ export const RUNS_BY_TIME_KEY_SCHEMA: KeySchema = {
 /** The index item that says every run of `sluice_runs` is in the index (written by {@link RunLog.open}'s backfill). */
 const INDEXED_MARK: Item = { series: 'meta', time_key: 'indexed' };
 
+/**
+ * How long the `changed` series of the time index keeps a change (7 days, in ms): the live feed
+ * asks for changes since its last poll, so a dashboard away longer than this reloads instead.
+ */
+export const CHANGED_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/** Most `changed` items one finishing write deletes (see {@link RunLog}). */
+export const CHANGED_PRUNE_BATCH = 25;
+
 /** Items examined at most per {@link RunLog.page} call with a status filter (a rare status stops early; the page says where). */
 export const RUN_PAGE_BUDGET = 10_000;
 
@@ -165,7 +174,8 @@ interface Keyed {
  *   (all pipelines newest first, one query); series `changed` holds a snapshot of each write at
  *   `<endedAt or startedAt>#<pipeline>#<run_key>` (the live feed: one range query `> since`).
  *   One hash key per series: fine for run-log write rates (a few per second at most); DynamoDB
- *   splits a hot key's items by range. The `changed` series grows by two items per run.
+ *   splits a hot key's items by range. `changed` keeps {@link CHANGED_RETENTION_MS}: each finishing
+ *   write deletes up to {@link CHANGED_PRUNE_BATCH} older items, so the series stays bounded.
  *
  * Writes are not transactional (the port has none); their order keeps the index self-healing: a
  * `running` record goes to `sluice_runs` first, a finished one to the index first, so a process
@@ -253,7 +263,24 @@ export class RunLog {
     } else {
       await writeIndex();
       await this.table.put(toItem(record));
+      await this.pruneChanged();
     }
+  }
+
+  /**
+   * Deletes up to {@link CHANGED_PRUNE_BATCH} items of the `changed` series older than
+   * {@link CHANGED_RETENTION_MS} (oldest first): called after each finishing write, which adds at
+   * most two, so the series never holds much more than the retention's worth of changes.
+   */
+  private async pruneChanged(): Promise<void> {
+    if (!this.index) return;
+    const cutoff = new Date(this.clock.now().getTime() - CHANGED_RETENTION_MS).toISOString();
+    const old = await this.index.query('changed', {
+      range: { op: 'lt', value: cutoff },
+      limit: CHANGED_PRUNE_BATCH,
+    });
+    for (const item of old.items)
+      await this.index.delete({ series: 'changed', time_key: item.time_key ?? '' });
   }
 
   /**

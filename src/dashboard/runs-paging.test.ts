@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestHome, fakeClock, type TestHome } from '../../test/helpers/context.ts';
 import {
+  CHANGED_RETENTION_MS,
   RUNS_BY_TIME_KEY_SCHEMA,
   RUNS_BY_TIME_TABLE,
   RunLog,
@@ -323,3 +324,56 @@ async function walk2(get: <T>(p: string) => Promise<T>, query: string): Promise<
   }
   return out;
 }
+
+describe('the live feed index keeps a bounded window of changes', () => {
+  it('finishing writes delete changes older than the retention, so the series stays bounded', async () => {
+    const start = Date.UTC(2031, 0, 1);
+    const pruneClock = fakeClock(new Date(start));
+    const home = await createTestHome({ clock: pruneClock });
+    try {
+      const log = await RunLog.open(home.backend.kv, pruneClock);
+      // 120 runs, one every 2 hours (10 days), each written running then finished at its time.
+      const hour = 3600_000;
+      const written: RunRecord[] = [];
+      for (let i = 0; i < 120; i++) {
+        const startedAt = new Date(start + i * 2 * hour);
+        pruneClock.set(startedAt);
+        const record: RunRecord = {
+          runId: `prune-${String(i).padStart(3, '0')}`,
+          pipeline: 'alpha',
+          step: 'load',
+          unit: `u${i}`,
+          startedAt: startedAt.toISOString(),
+          status: 'running',
+        };
+        await log.write(record);
+        const endedAt = new Date(startedAt.getTime() + 60_000);
+        pruneClock.set(endedAt);
+        const finished: RunRecord = { ...record, status: 'succeeded', endedAt: endedAt.toISOString() };
+        await log.write(finished);
+        written.push(finished);
+      }
+      const index = await home.backend.kv.table(RUNS_BY_TIME_TABLE, RUNS_BY_TIME_KEY_SCHEMA);
+      const changed: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await index.query('changed', cursor ? { cursor } : {});
+        changed.push(...page.items.map((item) => String(item.time_key)));
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      // Expected independently: the changes (start and end of each run) not older than 7 days
+      // before the last write's time.
+      const cutoff = Date.parse(written.at(-1)!.endedAt!) - CHANGED_RETENTION_MS;
+      const kept = written
+        .flatMap((r) => [r.startedAt, r.endedAt!])
+        .filter((time) => Date.parse(time) >= cutoff)
+        .sort();
+      expect(changed.map((key) => key.split('#')[0]).sort()).toEqual(kept);
+      expect(changed.length).toBeLessThan(written.length * 2);
+      // The runs themselves are all still there.
+      expect((await log.list({ pipeline: 'alpha', limit: 1000 })).length).toBe(120);
+    } finally {
+      await home.close();
+    }
+  });
+});
