@@ -114,7 +114,7 @@ const INDEXED_MARK: Item = { series: 'meta', time_key: 'indexed' };
 
 /**
  * How long the `changed` series of the time index keeps a change (7 days, in ms): the live feed
- * asks for changes since its last poll, so a dashboard away longer than this reloads instead.
+ * asks for changes since its last poll; a cursor older than this gets only the changes still kept.
  */
 export const CHANGED_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
