@@ -50,8 +50,14 @@ describe('sluice deploy (real process)', () => {
       .map((r) => r.Properties?.FunctionName)
       .filter((n) => n !== undefined)
       .sort();
-    // The pipeline's two functions and its trigger dispatcher (plus the CDK's unnamed notifications handler).
-    expect(functions).toEqual(['gharchive-ingest', 'gharchive-transform', 'gharchive-trigger-dispatcher']);
+    // The pipeline's two functions, its trigger dispatcher and the concurrency slot release function
+    // (plus the CDK's unnamed notifications handler).
+    expect(functions).toEqual([
+      'gharchive-ingest',
+      'gharchive-slot-release',
+      'gharchive-transform',
+      'gharchive-trigger-dispatcher',
+    ]);
     // Only the requested stack.
     expect(existsSync(path.join(out, 'sluice-tolls.template.json'))).toBe(false);
   });

@@ -11,6 +11,7 @@ import type { AslDefinition } from '../core/workflow.ts';
 import { FUNCTION_ACCESS, functionAccess, pipelineTables } from './access.ts';
 import { buildApp } from './app.ts';
 import { bundleRuntime, REPO_ROOT, type RuntimeBundle } from './bundle.ts';
+import { wrapWithSemaphore } from './concurrency.ts';
 import { type NagReport, nagReport } from './nag.ts';
 import type { PipelineStack } from './pipeline-stack.ts';
 
@@ -272,17 +273,28 @@ describe.each(names)('stack sluice-%s', (name) => {
       );
       expect(found, workflow.name).toBeDefined();
       const props = found?.[1] as Record<string, unknown>;
-      const substitutions = props.DefinitionSubstitutions as Record<
+      // A workflow with maxConcurrency runs inside the semaphore (concurrency.test.ts), its slot
+      // table's name the substitution SluiceSlotsTable; the others' ASL is deployed as it is.
+      const { SluiceSlotsTable: slotsTable, ...substitutions } = props.DefinitionSubstitutions as Record<
         string,
         { 'Fn::GetAtt': [string, string] }
       >;
+      const asl =
+        workflow.maxConcurrency === undefined
+          ? workflow.definition
+          : wrapWithSemaphore(workflow.definition, {
+              workflow: workflow.name,
+              maxConcurrency: workflow.maxConcurrency,
+              table: '${SluiceSlotsTable}',
+            });
+      expect(slotsTable === undefined).toBe(workflow.maxConcurrency === undefined);
       // Substitute as CloudFormation does, with each ARN written as arn(<logical id>).
       let text = props.DefinitionString as string;
       for (const [key, value] of Object.entries(substitutions)) {
         text = text.replaceAll(`\${${key}}`, `arn(${value['Fn::GetAtt'][0]})`);
       }
       // Expected: the definition's ASL with every Task Resource "${fn}" replaced by that function's ARN.
-      const expected = JSON.parse(JSON.stringify(workflow.definition), (key, value) => {
+      const expected = JSON.parse(JSON.stringify(asl), (key, value) => {
         if (key === 'Resource' && typeof value === 'string') {
           const fn = /^\$\{(.+)\}$/.exec(value)?.[1];
           if (fn) return `arn(${lambdaNamed(name, fn)[0]})`;
@@ -420,8 +432,12 @@ describe.each(names)('stack sluice-%s', (name) => {
   it('DynamoDB: the tables its code opens, prefixed, on demand, with PITR and streams where opened with stream', () => {
     const tables = ofType(name, 'AWS::DynamoDB::Table');
     const specs = pipelineTables(pipeline());
+    // Plus the concurrency semaphore's slot table where a workflow declares maxConcurrency (all five do).
+    const slots = (pipeline().workflows ?? []).some((w) => w.maxConcurrency !== undefined)
+      ? [`sluice-${name}-sluice_workflow_slots`]
+      : [];
     expect(tables.map(([, p]) => p.TableName).sort()).toEqual(
-      specs.map((s) => `sluice-${name}-${s.name}`).sort(),
+      [...specs.map((s) => `sluice-${name}-${s.name}`), ...slots].sort(),
     );
     for (const spec of specs) {
       const props = tables.find(([, p]) => p.TableName === `sluice-${name}-${spec.name}`)?.[1] as Record<

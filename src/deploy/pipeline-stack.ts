@@ -3,6 +3,8 @@ import * as athena from 'aws-cdk-lib/aws-athena';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
@@ -34,6 +36,7 @@ import {
   RUNTIME_STREAM_PATTERNS,
 } from './access.ts';
 import { HANDLER_MODULE, type RuntimeBundle } from './bundle.ts';
+import { SLOTS_HASH_KEY, SLOTS_TABLE, wrapWithSemaphore } from './concurrency.ts';
 
 /**
  * Per-component switches, after the nba original's Terraform `enable_*` flags. Each defaults to
@@ -54,6 +57,11 @@ export interface ComponentSwitches {
   readonly enableCatalog: boolean;
   /** CloudWatch alarms to the SNS topic. */
   readonly enableAlarms: boolean;
+  /**
+   * `maxConcurrency` on Step Functions: workflows that declare it run inside a DynamoDB semaphore
+   * (src/deploy/concurrency.ts) with its slot table and release rule/function.
+   */
+  readonly enableConcurrency: boolean;
 }
 
 /** All switches on. */
@@ -64,6 +72,7 @@ export const DEFAULT_SWITCHES: ComponentSwitches = {
   enableWarehouse: true,
   enableCatalog: true,
   enableAlarms: true,
+  enableConcurrency: true,
 };
 
 /** Props of {@link PipelineStack}. */
@@ -137,6 +146,13 @@ export class PipelineStack extends cdk.Stack {
   readonly streams: ReadonlyMap<string, kinesis.Stream> = new Map();
   readonly functions: ReadonlyMap<string, DeployedFunction> = new Map();
   readonly stateMachines: ReadonlyMap<string, sfn.StateMachine> = new Map();
+  /**
+   * The concurrency semaphore's slot table (`<tablePrefix>sluice_workflow_slots`), release function and
+   * EventBridge rule, when a workflow declares `maxConcurrency` and `enableConcurrency` is on.
+   */
+  readonly concurrency:
+    | { table: dynamodb.Table; release: lambda.Function; releaseRole: iam.Role; rule: events.Rule }
+    | undefined;
   readonly dispatcher: DeployedFunction | undefined;
   readonly workgroup: athena.CfnWorkGroup | undefined;
   readonly glueDatabases: ReadonlyMap<string, glue.CfnDatabase> = new Map();
@@ -312,10 +328,26 @@ export class PipelineStack extends cdk.Stack {
     }
 
     // ---- workflows
+    const bounded = this.switches.enableConcurrency
+      ? (this.pipeline.workflows ?? []).filter((w) => w.maxConcurrency !== undefined)
+      : [];
+    const slots = bounded.length > 0 ? this.makeSlotsTable() : undefined;
     const machines = this.stateMachines as Map<string, sfn.StateMachine>;
     for (const workflow of this.pipeline.workflows ?? []) {
-      machines.set(workflow.name, this.makeStateMachine(workflow));
+      machines.set(
+        workflow.name,
+        this.makeStateMachine(workflow, bounded.includes(workflow) ? slots : undefined),
+      );
     }
+    this.concurrency = slots
+      ? {
+          table: slots,
+          ...this.makeSlotRelease(
+            slots,
+            bounded.map((w) => machines.get(w.name) as sfn.StateMachine),
+          ),
+        }
+      : undefined;
 
     // ---- schedules
     if (this.switches.enableSchedules) {
@@ -813,9 +845,22 @@ export class PipelineStack extends cdk.Stack {
     }
   }
 
-  private makeStateMachine(workflow: NonNullable<PipelineDefinition['workflows']>[number]): sfn.StateMachine {
+  private makeStateMachine(
+    workflow: NonNullable<PipelineDefinition['workflows']>[number],
+    slots: dynamodb.Table | undefined,
+  ): sfn.StateMachine {
     const id = pascal(workflow.name);
     const substitutions: Record<string, string> = {};
+    let definition = workflow.definition;
+    if (slots && workflow.maxConcurrency !== undefined) {
+      // The slot table's name as a definition substitution, like the functions' ARNs.
+      substitutions[SLOTS_SUBSTITUTION] = slots.tableName;
+      definition = wrapWithSemaphore(workflow.definition, {
+        workflow: workflow.name,
+        maxConcurrency: workflow.maxConcurrency,
+        table: `\${${SLOTS_SUBSTITUTION}}`,
+      });
+    }
     const invoked: lambda.Function[] = [];
     for (const task of taskStates(workflow.definition)) {
       if (task.functionName === undefined) continue;
@@ -836,12 +881,14 @@ export class PipelineStack extends cdk.Stack {
     const machine = new sfn.StateMachine(this, `${id}StateMachine`, {
       stateMachineName: workflow.name,
       comment: workflow.description,
-      definitionBody: sfn.DefinitionBody.fromString(JSON.stringify(workflow.definition)),
+      definitionBody: sfn.DefinitionBody.fromString(JSON.stringify(definition)),
       definitionSubstitutions: substitutions,
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: true,
     });
     const role = machine.role as iam.Role;
+    if (definition !== workflow.definition && slots)
+      this.allow(role, ['dynamodb:UpdateItem'], [slots.tableArn]);
     if (invoked.length > 0)
       this.allow(
         role,
@@ -854,6 +901,74 @@ export class PipelineStack extends cdk.Stack {
         "Added by CDK for the state machine's logging and X-Ray tracing (cdk-nag SF1/SF2): the CloudWatch Logs vended-delivery APIs (logs:CreateLogDelivery, ...) and xray:PutTraceSegments/PutTelemetryRecords/GetSampling* support no resource-level permissions",
     });
     return machine;
+  }
+
+  /** The concurrency semaphore's slot table: one item per bounded workflow (src/deploy/concurrency.ts). */
+  private makeSlotsTable(): dynamodb.Table {
+    return new dynamodb.Table(this, 'TableSluiceWorkflowSlots', {
+      tableName: `${this.tablePrefix}${SLOTS_TABLE}`,
+      partitionKey: { name: SLOTS_HASH_KEY, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      // Only transient counters: nothing to keep once the stack is gone.
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
+  }
+
+  /**
+   * The slot release function (`runtime/aws/lambda.slotReleaseHandler`, UpdateItem on the slot table
+   * only) and the EventBridge rule invoking it for every ABORTED, TIMED_OUT or FAILED execution of the
+   * wrapped state machines: those that may end without giving their slot back.
+   */
+  private makeSlotRelease(
+    table: dynamodb.Table,
+    machines: readonly sfn.StateMachine[],
+  ): { release: lambda.Function; releaseRole: iam.Role; rule: events.Rule } {
+    const functionName = `${this.pipeline.name}-slot-release`;
+    const id = pascal(functionName);
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      logGroupName: `/aws/lambda/${functionName}`,
+      retention: this.props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
+    const releaseRole = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `sluice ${this.pipeline.name}: gives back concurrency slots of ended executions (slot table only)`,
+    });
+    const release = new lambda.Function(this, `${id}Function`, {
+      functionName,
+      description: `gives back the concurrency slot of ${this.pipeline.name} executions that ended without releasing it`,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.X86_64,
+      code: this.code,
+      handler: `${HANDLER_MODULE}.slotReleaseHandler`,
+      timeout: cdk.Duration.seconds(30),
+      memorySize: 256,
+      role: releaseRole,
+      logGroup,
+      environment: {
+        SLUICE_SLOTS_TABLE: table.tableName,
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+    });
+    logGroup.grantWrite(releaseRole);
+    this.allow(releaseRole, ['dynamodb:UpdateItem'], [table.tableArn]);
+    const rule = new events.Rule(this, 'SlotReleaseRule', {
+      description: `sluice ${this.pipeline.name}: executions of semaphore-wrapped workflows that ended without releasing their slot`,
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: {
+          status: ['ABORTED', 'TIMED_OUT', 'FAILED'],
+          stateMachineArn: machines.map((m) => m.stateMachineArn),
+        },
+      },
+    });
+    rule.addTarget(
+      new eventsTargets.LambdaFunction(release, { retryAttempts: 8, maxEventAge: cdk.Duration.hours(24) }),
+    );
+    return { release, releaseRole, rule };
   }
 
   private makeSchedule(schedule: NonNullable<PipelineDefinition['schedules']>[number]): void {
@@ -980,6 +1095,9 @@ export class PipelineStack extends cdk.Stack {
     }
   }
 }
+
+/** Definition substitution holding the slot table's name in wrapped state machines. */
+const SLOTS_SUBSTITUTION = 'SluiceSlotsTable';
 
 /** Switches set as CDK context (`-c enableWarehouse=false`); strings `true`/`false` or booleans. */
 function contextSwitches(scope: Construct): Partial<ComponentSwitches> {

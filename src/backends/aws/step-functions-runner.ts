@@ -48,6 +48,19 @@ export const MAX_POLL_MS = 30_000;
 /** Key of the execution input under which the start's {@link ExecutionSource} travels. */
 export const SOURCE_KEY = 'sluice';
 
+/**
+ * Prefix of the state names of the concurrency semaphore the deployment wraps around a workflow with
+ * `maxConcurrency` (`SEMAPHORE_STATE_PREFIX` of src/deploy/concurrency.ts: `sluice_AcquireSlot`,
+ * `sluice_Run`, `sluice_ReleaseSlot`, ...). {@link mapHistory} drops their events and `failedState`
+ * skips them: the pipeline's own ASL uses no such names.
+ */
+export const WRAPPER_STATE_PREFIX = 'sluice_';
+
+/** A state of the deployment's semaphore wrapper (hidden from the port's history). */
+export function isWrapperState(name: string | undefined): boolean {
+  return name?.startsWith(WRAPPER_STATE_PREFIX) ?? false;
+}
+
 /** SDK errors that mean "try again" (throttling, 5xx, network). */
 const TRANSIENT = new Set([
   'ThrottlingException',
@@ -66,9 +79,11 @@ const TRANSIENT = new Set([
  *   it again, so records show the input that was given); for a non-object input only its kind survives, in the name.
  *   The execution ID is the execution ARN. `done` polls `DescribeExecution` (`pollMs`, x1.5 up to
  *   {@link MAX_POLL_MS}) until the status is not `RUNNING`; transient errors are retried.
- * - `maxConcurrency` is NOT enforced here: Step Functions has no per-state-machine concurrency limit, and a
- *   queue in a short-lived caller would not hold across Lambda invocations. `start` never waits; the
- *   deployment must bound concurrency (e.g. an SQS queue with `maxConcurrency` on the starter function).
+ * - `maxConcurrency` is not enforced here (Step Functions has no per-state-machine limit, and a queue in a
+ *   short-lived caller would not hold across Lambda invocations): `start` never waits. The CDK stack wraps
+ *   such a workflow's ASL in a DynamoDB semaphore (src/deploy/concurrency.ts), so its executions wait for
+ *   a slot inside Step Functions; the wrapper's states are named `sluice_*` ({@link WRAPPER_STATE_PREFIX})
+ *   and hidden from `history` and `failedState`, so a wrapped execution reads like the ASL run locally.
  * - `describe` → `DescribeExecution` (`undefined` for `ExecutionDoesNotExist`); for a failed or timed-out
  *   execution `failedState` is the last state entered (`GetExecutionHistory`, `reverseOrder`).
  * - `list` → `ListExecutions` per state machine (filtered by workflow / pipeline; `statusFilter`), merged
@@ -300,7 +315,9 @@ export class StepFunctionsRunner implements WorkflowRunner {
             }),
           ),
         );
-        const entered = page.events?.find((e) => e.stateEnteredEventDetails?.name);
+        const entered = page.events?.find(
+          (e) => e.stateEnteredEventDetails?.name && !isWrapperState(e.stateEnteredEventDetails.name),
+        );
         if (entered) return entered.stateEnteredEventDetails?.name;
         nextToken = page.nextToken;
       } while (nextToken);
@@ -435,7 +452,10 @@ const SCHEDULED = new Set(['TaskScheduled', 'LambdaFunctionScheduled', 'Activity
  *
  * The state of a failure is found through `previousEventId` back to its `*StateEntered`; failures, retries
  * and catches are tracked per state entry (so Map iterations of one state, or a state entered again, count
- * their retry attempts from 1 each, as aws-local-stepfunctions does). Events inside Map iterations and
+ * their retry attempts from 1 each, as aws-local-stepfunctions does). Events of the deployment's semaphore
+ * states (`sluice_*`, {@link WRAPPER_STATE_PREFIX}: taking and giving back a concurrency slot, the Parallel
+ * around the workflow, the Fail state re-raising its error) are dropped, so a wrapped execution maps to the
+ * same events as the bare ASL; `ExecutionFailed` keeps the re-raised error and cause. Events inside Map iterations and
  * Parallel branches carry no `parent` (only the iteration events do). `seq` is 1-based in the order of the
  * returned list.
  */
@@ -590,7 +610,7 @@ export function mapHistory(events: readonly HistoryEvent[], definition?: AslDefi
       });
     }
   }
-  return out.map((event, i) => ({ seq: i + 1, ...event }));
+  return out.filter((event) => !isWrapperState(event.state)).map((event, i) => ({ seq: i + 1, ...event }));
 }
 
 /** The `ErrorEquals` of the first Retrier of state `name` that matches `error` (ASL rules), or `[]`. */

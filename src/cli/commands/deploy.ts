@@ -21,6 +21,7 @@ const COMPONENTS = {
   warehouse: 'enableWarehouse',
   catalog: 'enableCatalog',
   alarms: 'enableAlarms',
+  concurrency: 'enableConcurrency',
 } as const;
 
 const APPROVALS = ['never', 'any-change', 'broadening'] as const;

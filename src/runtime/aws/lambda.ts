@@ -9,12 +9,14 @@
  * function a task/stream handler runs), and the backend's variables (`AWS_ENV` in
  * src/backends/aws/config.ts). A missing variable fails the invocation with an error naming it.
  */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamEvent, KinesisStreamEvent, S3Event } from 'aws-lambda';
 import { type DynamoDbStreamBatchResponse, handleDynamoDbStreamEvent } from './dynamodb-stream.ts';
 import { handleKinesisEvent, type KinesisBatchResponse } from './kinesis.ts';
 import { awsRuntime, type LambdaContext } from './runtime.ts';
 import { handleS3Event, type S3HandlerResult } from './s3-notification.ts';
 import { handleScheduleEvent, type ScheduleHandlerResult, type ScheduleInput } from './schedule.ts';
+import type { ExecutionStatusChangeEvent, SlotReleaseResult } from './slot-release.ts';
 import { runTask } from './task.ts';
 
 /**
@@ -51,4 +53,27 @@ export async function dynamodbStreamHandler(
   context: LambdaContext,
 ): Promise<DynamoDbStreamBatchResponse> {
   return handleDynamoDbStreamEvent(await awsRuntime({ needsFunction: true }), event, context);
+}
+
+let slotsClient: DynamoDBClient | undefined;
+
+/**
+ * EventBridge rule target on "Step Functions Execution Status Change" (ABORTED, TIMED_OUT, FAILED) of
+ * the state machines wrapped in a concurrency semaphore (src/deploy/concurrency.ts): gives back the
+ * slot the execution still holds in the table `SLUICE_SLOTS_TABLE` ({@link releaseSlot}; a no-op when
+ * it holds none). Needs neither `SLUICE_PIPELINE` nor the backend's variables: one DynamoDB client
+ * (region from Lambda's `AWS_REGION`, credentials from the default chain), created once per container.
+ * @throws {Error} when `SLUICE_SLOTS_TABLE` is unset, or from {@link releaseSlot}.
+ */
+export async function slotReleaseHandler(event: ExecutionStatusChangeEvent): Promise<SlotReleaseResult> {
+  const { releaseSlot, SLOTS_TABLE_ENV } = await import('./slot-release.ts');
+  const table = process.env[SLOTS_TABLE_ENV] ?? '';
+  if (table === '') throw new Error(`${SLOTS_TABLE_ENV} is not set: the slot release handler needs it`);
+  if (!slotsClient) {
+    const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+    slotsClient = new DynamoDBClient({});
+  }
+  const result = await releaseSlot(slotsClient, table, event);
+  console.log(JSON.stringify({ msg: 'concurrency slot release', ...result }));
+  return result;
 }
