@@ -195,6 +195,16 @@ describe('LocalObjectWatcher', () => {
     await expect(w.start()).rejects.toThrow(/already closed/);
   });
 
+  it('reports each file of a burst of new directories exactly once (new directories are re-read)', async () => {
+    await startWatcher();
+    const written = Array.from({ length: 40 }, (_, i) => `burst/d${String(i).padStart(2, '0')}/f.json`);
+    await Promise.all(written.map((key) => store.put({ layer: 'landing', key }, key)));
+    await waitFor(() => seen.length >= written.length, 'every file of the burst');
+    // Past the re-read of the new directories (2 x stability + poll), nothing more arrives.
+    await sleep(STABILITY_MS * 3);
+    expect(keys().sort()).toEqual([...written].sort());
+  });
+
   it('scan() lists existing visible objects under a prefix, in key order, with head() eTags', async () => {
     const w = new LocalObjectWatcher({ lakeRoot: lake, layers: ['landing'] });
     await store.put({ layer: 'landing', key: 'gharchive/2024-01-01-1.json.gz' }, 'one');

@@ -1,5 +1,5 @@
-import type { BigIntStats } from 'node:fs';
-import { lstat, mkdir } from 'node:fs/promises';
+import type { BigIntStats, Dirent } from 'node:fs';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
@@ -73,6 +73,9 @@ export class LocalObjectWatcher {
   private readonly store: LocalObjectStore;
   private readonly listeners = new Set<{ listener: (record: S3EventRecord) => void }>();
   private readonly pending = new Set<Promise<void>>();
+  /** ETag last reported per file path, so a file found again (see `addDir`) is not reported twice. */
+  private readonly reported = new Map<string, string>();
+  private readonly rescans = new Set<NodeJS.Timeout>();
   private watcher: FSWatcher | undefined;
   private state: 'new' | 'started' | 'closed' = 'new';
 
@@ -132,6 +135,25 @@ export class LocalObjectWatcher {
     };
     watcher.on('add', onFile);
     watcher.on('change', onFile);
+    // chokidar can miss a file that lands in a directory right after the directory was created
+    // (before its watch is in place), which happens under load: once a new directory's files
+    // had time to settle, read it again and report what was not reported yet.
+    watcher.on('unlink', (path) => this.reported.delete(path));
+    watcher.on('addDir', (dir) => {
+      const timer = setTimeout(
+        () => {
+          this.rescans.delete(timer);
+          if (this.state !== 'started') return;
+          const rescanned = this.rescanDir(dir, onFile).catch((error: unknown) => {
+            this.logger.warn({ dir, error: String(error) }, 'could not re-read a new lake directory');
+          });
+          this.pending.add(rescanned);
+          void rescanned.finally(() => this.pending.delete(rescanned));
+        },
+        this.stabilityMs * 2 + this.pollMs,
+      );
+      this.rescans.add(timer);
+    });
     watcher.on('error', (error) => {
       this.logger.warn({ error: String(error) }, 'lake watcher error');
     });
@@ -145,6 +167,8 @@ export class LocalObjectWatcher {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    for (const timer of this.rescans) clearTimeout(timer);
+    this.rescans.clear();
     await this.watcher?.close();
     await Promise.all([...this.pending]);
     this.listeners.clear();
@@ -160,6 +184,24 @@ export class LocalObjectWatcher {
   async *scan(layer: Layer, prefix: string): AsyncIterable<S3EventRecord> {
     for await (const info of this.store.list(layer, prefix)) {
       yield record(layer, info.key, info.size, info.etag, info.lastModified);
+    }
+  }
+
+  /** Hands every regular file under `dir` (recursively, hidden paths skipped) to `onFile`. */
+  private async rescanDir(dir: string, onFile: (path: string) => void): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (this.ignored(path, entry.isFile())) continue;
+      if (entry.isDirectory()) await this.rescanDir(path, onFile);
+      else if (entry.isFile()) onFile(path);
     }
   }
 
@@ -198,7 +240,10 @@ export class LocalObjectWatcher {
     }
     if (!stats.isFile() || this.state !== 'started') return;
     const eventTime = new Date(Number(stats.ctimeNs / 1_000_000n));
-    this.emit(record(layer, key, Number(stats.size), localEtag(stats), eventTime));
+    const eTag = localEtag(stats);
+    if (this.reported.get(path) === eTag) return; // already reported in this state
+    this.reported.set(path, eTag);
+    this.emit(record(layer, key, Number(stats.size), eTag, eventTime));
   }
 
   private emit(base: S3EventRecord): void {
