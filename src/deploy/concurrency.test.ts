@@ -2,8 +2,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 import {
   ConditionalCheckFailedException,
-  CreateTableCommand,
-  DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   UpdateItemCommand,
@@ -14,7 +12,7 @@ import aslValidator from 'asl-validator';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelines } from '../../pipelines/index.ts';
-import { startDynalite } from '../../test/helpers/dynalite.ts';
+import { type SlotTable, startSlotTable } from '../../test/helpers/slot-table.ts';
 import {
   mapHistory,
   StepFunctionsRunner,
@@ -22,6 +20,7 @@ import {
 } from '../backends/aws/step-functions-runner.ts';
 import type { JsonValue } from '../core/ports/kv-table.ts';
 import type { AslDefinition } from '../core/workflow.ts';
+import { ensurePromiseWithResolvers } from '../engines/asl/promise-with-resolvers.ts';
 import {
   ACQUIRE_BACKOFF,
   acquireAttempts,
@@ -32,17 +31,8 @@ import {
   wrapWithSemaphore,
 } from './concurrency.ts';
 
-/** Node 20 lacks `Promise.withResolvers`, which aws-local-stepfunctions calls (TOOLCHAIN.md). */
-const P = Promise as unknown as { withResolvers?: () => unknown };
-P.withResolvers ??= function withResolvers<T>(this: PromiseConstructor) {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new this<T>((a, b) => {
-    resolve = a;
-    reject = b;
-  });
-  return { promise, resolve, reject };
-};
+// Node 20 lacks `Promise.withResolvers`, which aws-local-stepfunctions calls (TOOLCHAIN.md).
+ensurePromiseWithResolvers();
 
 const bounded = Object.values(pipelines).flatMap((p) =>
   (p.workflows ?? []).filter((w) => w.maxConcurrency !== undefined),
@@ -118,30 +108,15 @@ describe('wrapWithSemaphore: the definition', () => {
 // ---- real runs: the wrapped ASL by aws-local-stepfunctions, its DynamoDB tasks against dynalite
 
 const TABLE = 'sluice-test-sluice_workflow_slots';
-let server: Awaited<ReturnType<typeof startDynalite>>;
-let ddb: DynamoDBClient;
+let slots: SlotTable;
+let ddb: SlotTable['ddb'];
 
 beforeAll(async () => {
-  server = await startDynalite();
-  ddb = new DynamoDBClient({
-    region: 'us-east-1',
-    endpoint: server.endpoint,
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-  });
-  await ddb.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [{ AttributeName: 'workflow', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'workflow', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  slots = await startSlotTable(TABLE);
+  ({ ddb } = slots);
 });
 
-afterAll(async () => {
-  ddb?.destroy();
-  await server?.stop();
-});
+afterAll(() => slots?.close());
 
 /**
  * `arn:aws:states:::dynamodb:updateItem` run locally: the state's effective parameters (the

@@ -9,26 +9,16 @@
  * value is computed here from the raw sample file, not by sluice's code.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AthenaClient } from '@aws-sdk/client-athena';
-import { DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
-import { GlueClient } from '@aws-sdk/client-glue';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGharchive } from '../../pipelines/gharchive/run.ts';
-import { createAwsBackend } from '../../src/backends/aws/aws-backend.ts';
-import type { AwsBackendConfig } from '../../src/backends/aws/config.ts';
 import { type Clock, systemClock } from '../../src/core/clock.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
-import { noProgress, silentLogger } from '../../src/core/logger.ts';
-import type { Backend } from '../../src/core/ports/backend.ts';
 import { type StaticServer, serveDirectory } from '../../src/sources/http/static-server.ts';
-import { type DynaliteServer, startDynalite } from '../helpers/dynalite.ts';
-import { type FakeAthena, installFakeAthena } from '../helpers/fake-athena.ts';
-import { type FakeGlue, installFakeGlue } from '../helpers/fake-glue.ts';
-import { type RunningS3rver, startS3rver } from '../helpers/s3rver.ts';
+import { type AwsStack, startAwsStack } from '../helpers/aws-stack.ts';
 import { countBy, GHARCHIVE_SAMPLE, sampleLines } from '../helpers/samples.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -89,70 +79,30 @@ function shiftedClock(start: Date): Clock {
 
 describe('gharchive on the aws backend (s3rver, dynalite, fake Glue and Athena)', () => {
   const expected = expectedFromSample();
-  let s3: RunningS3rver;
-  let dynalite: DynaliteServer;
+  let stack: AwsStack;
+  let s3: AwsStack['s3'];
   let http: StaticServer;
-  let glue: FakeGlue;
-  let athena: FakeAthena;
-  let backend: Backend & { config: AwsBackendConfig };
+  let glue: AwsStack['glue'];
+  let athena: AwsStack['athena'];
+  let backend: AwsStack['backend'];
   let ctx: PipelineContext;
-  let workDir: string;
-  let s3Client: S3Client;
-  let dynamo: DynamoDBClient;
+  let s3Client: AwsStack['s3Client'];
+  let dynamo: AwsStack['dynamo'];
 
   beforeAll(async () => {
-    [s3, dynalite, http] = await Promise.all([
-      startS3rver({ bucketPrefix: 'e2e-gharchive-' }),
-      startDynalite(),
+    [stack, http] = await Promise.all([
+      startAwsStack({
+        tablePrefix: TABLE_PREFIX,
+        clock: shiftedClock(new Date('2015-01-04T00:00:00Z')),
+      }),
       serveDirectory(path.dirname(GHARCHIVE_SAMPLE)),
     ]);
-    workDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-aws-e2e-'));
-    // Class-level mocks: every GlueClient / AthenaClient the backend creates is faked.
-    glue = installFakeGlue({ client: GlueClient.prototype });
-    athena = installFakeAthena({
-      glue,
-      client: AthenaClient.prototype,
-      bucketDirs: Object.fromEntries(
-        Object.values(s3.buckets).map((bucket) => [bucket, path.join(s3.directory, bucket)]),
-      ),
-      objectSuffix: '._S3rver_object',
-      pollsQueued: 0,
-      pollsRunning: 0,
-    });
-    const config: AwsBackendConfig = {
-      region: 'us-east-1',
-      buckets: s3.buckets,
-      tablePrefix: TABLE_PREFIX,
-      glueDatabasePrefix: '',
-      streamPrefix: '',
-      endpoints: { s3: s3.endpoint, dynamodb: dynalite.endpoint },
-    };
-    const clock = shiftedClock(new Date('2015-01-04T00:00:00Z'));
-    backend = await createAwsBackend(config, { createResources: true, clock });
-    ctx = {
-      backend,
-      clock,
-      logger: silentLogger,
-      progress: noProgress,
-      workDir,
-      engine: { threads: 2, memoryLimit: '512MB' },
-    };
-    s3Client = s3.client();
-    dynamo = new DynamoDBClient({
-      region: 'us-east-1',
-      endpoint: dynalite.endpoint,
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    });
+    ({ s3, glue, athena, backend, s3Client, dynamo } = stack);
+    ctx = stack.ctx();
   });
 
   afterAll(async () => {
-    await backend?.close();
-    s3Client?.destroy();
-    dynamo?.destroy();
-    await athena?.close();
-    glue?.restore();
-    await Promise.all([http?.close(), dynalite?.stop(), s3?.stop()]);
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await Promise.all([stack?.close(), http?.close()]);
   });
 
   /** Keys under the partition prefix in the analytical bucket (plain S3 listing). */

@@ -1,44 +1,16 @@
-/**
- * End to end: the hashtags pipeline (`runHashtags`, the same definition `sluice run hashtags` runs
- * locally) on the aws backend (`createAwsBackend`) against emulators and fakes: the tweet stream on
- * kinesalite, DynamoDB on dynalite (tables created on first use: producer replays, consumer
- * checkpoints, run log, leases, dashboard), S3 on s3rver, the Glue Data Catalog and Athena faked
- * with aws-sdk-client-mock at class level (the backend builds its own clients); the fake Athena
- * runs statements on DuckDB over the files s3rver keeps for the objects of each registered
- * partition.
- *
- * Input: the bundled real capture `examples/data/hashtags/v1_user_timeline_63.json` (63 statuses).
- * Every expected value is derived here from the raw JSON (test/helpers/tweets.ts: `JSON.parse` and
- * the original's rule), never from sluice's readers or output; the lake, the catalog and DynamoDB
- * are read back with plain SDK clients or the fakes' state.
- */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { AthenaClient } from '@aws-sdk/client-athena';
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { GlueClient } from '@aws-sdk/client-glue';
-import { DescribeStreamCommand, KinesisClient } from '@aws-sdk/client-kinesis';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeStreamCommand } from '@aws-sdk/client-kinesis';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAnalytical } from '../../pipelines/hashtags/analytical.ts';
 import { hashtagsQueries } from '../../pipelines/hashtags/definition.ts';
 import { newRunId, runHashtags } from '../../pipelines/hashtags/run.ts';
 import { deleteStaging, processStaging } from '../../pipelines/hashtags/staging.ts';
-import { createAwsBackend } from '../../src/backends/aws/aws-backend.ts';
-import type { AwsBackendConfig } from '../../src/backends/aws/config.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
-import { noProgress, silentLogger } from '../../src/core/logger.ts';
-import type { Backend } from '../../src/core/ports/backend.ts';
 import { RunLog, type RunRecord } from '../../src/core/run.ts';
-import { type DynaliteServer, startDynalite } from '../helpers/dynalite.ts';
-import { type FakeAthena, installFakeAthena } from '../helpers/fake-athena.ts';
-import { type FakeGlue, installFakeGlue } from '../helpers/fake-glue.ts';
-import { type KinesaliteServer, startKinesalite } from '../helpers/kinesalite.ts';
-import { type RunningS3rver, startS3rver } from '../helpers/s3rver.ts';
+import { type AwsStack, startAwsStack } from '../helpers/aws-stack.ts';
 import { HASHTAGS_SAMPLES } from '../helpers/samples.ts';
 import {
   type ExpectedRecord,
@@ -89,79 +61,33 @@ describe('hashtags on the aws backend (kinesalite, s3rver, dynalite, fake Glue a
     );
   })();
 
-  let s3: RunningS3rver;
-  let dynalite: DynaliteServer;
-  let kinesalite: KinesaliteServer;
-  let glue: FakeGlue;
-  let athena: FakeAthena;
-  let backend: Backend & { config: AwsBackendConfig };
+  let stack: AwsStack;
+  let s3: AwsStack['s3'];
+  let glue: AwsStack['glue'];
+  let athena: AwsStack['athena'];
+  let backend: AwsStack['backend'];
   let ctx: PipelineContext;
-  let workDir: string;
-  let s3Client: S3Client;
-  let dynamo: DynamoDBClient;
-  let kinesis: KinesisClient;
+  let s3Client: AwsStack['s3Client'];
+  let dynamo: AwsStack['dynamo'];
+  let kinesis: NonNullable<AwsStack['kinesis']>;
   let first: Awaited<ReturnType<typeof runHashtags>>;
 
   beforeAll(async () => {
-    [s3, dynalite, kinesalite] = await Promise.all([
-      startS3rver({ bucketPrefix: 'e2e-hashtags-' }),
-      startDynalite(),
-      startKinesalite(),
-    ]);
-    workDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-aws-hashtags-'));
-    glue = installFakeGlue({ client: GlueClient.prototype });
-    athena = installFakeAthena({
-      glue,
-      client: AthenaClient.prototype,
-      bucketDirs: Object.fromEntries(
-        Object.values(s3.buckets).map((bucket) => [bucket, path.join(s3.directory, bucket)]),
-      ),
-      objectSuffix: '._S3rver_object',
-      pollsQueued: 0,
-      pollsRunning: 0,
-    });
-    const config: AwsBackendConfig = {
-      region: 'us-east-1',
-      buckets: s3.buckets,
+    const started = await startAwsStack({
       tablePrefix: TABLE_PREFIX,
-      glueDatabasePrefix: '',
       streamPrefix: STREAM_PREFIX,
-      endpoints: { s3: s3.endpoint, dynamodb: dynalite.endpoint, kinesis: kinesalite.endpoint },
-    };
-    backend = await createAwsBackend(config, { createResources: true, clock: systemClock });
-    ctx = {
-      backend,
-      clock: systemClock,
-      logger: silentLogger,
-      progress: noProgress,
-      workDir,
-      engine: { threads: 2, memoryLimit: '512MB' },
-    };
-    s3Client = s3.client();
-    const credentials = { accessKeyId: 'x', secretAccessKey: 'x' };
-    dynamo = new DynamoDBClient({ region: 'us-east-1', endpoint: dynalite.endpoint, credentials });
-    kinesis = new KinesisClient({
-      region: 'us-east-1',
-      endpoint: kinesalite.endpoint,
-      credentials,
-      requestHandler: new NodeHttpHandler(),
+      kinesis: true,
     });
+    stack = started;
+    ({ s3, glue, athena, backend, s3Client, dynamo, kinesis } = started);
+    ctx = stack.ctx();
     first = await runHashtags(ctx, {
       source: { kind: 'replay', files: [HASHTAGS_SAMPLES.v1Timeline] },
       consumerMaxMs: 60_000,
     });
   }, 60_000);
 
-  afterAll(async () => {
-    await backend?.close();
-    s3Client?.destroy();
-    dynamo?.destroy();
-    kinesis?.destroy();
-    await athena?.close();
-    glue?.restore();
-    await Promise.all([dynalite?.stop(), kinesalite?.stop(), s3?.stop()]);
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  afterAll(() => stack?.close());
 
   async function keys(bucket: string, prefix: string): Promise<string[]> {
     const out: string[] = [];

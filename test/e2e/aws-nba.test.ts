@@ -21,11 +21,9 @@
  * players; sent in two replay files, one drain after each.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { AthenaClient } from '@aws-sdk/client-athena';
 import {
   type AttributeValue,
   CreateTableCommand,
@@ -46,8 +44,7 @@ import {
   GetShardIteratorCommand,
   type _Record as StreamRecord,
 } from '@aws-sdk/client-dynamodb-streams';
-import { GlueClient } from '@aws-sdk/client-glue';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { type AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineModules } from '../../pipelines/index.ts';
@@ -60,23 +57,15 @@ import {
   openReferenceTables,
 } from '../../pipelines/nba/reference.ts';
 import { replayTampering } from '../../pipelines/nba/tampering.ts';
-import { createAwsBackend } from '../../src/backends/aws/aws-backend.ts';
-import type { AwsBackendConfig } from '../../src/backends/aws/config.ts';
 import type { Alert } from '../../src/core/alert.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
 import type { FunctionContext } from '../../src/core/function.ts';
-import { noProgress, silentLogger } from '../../src/core/logger.ts';
-import type { Backend } from '../../src/core/ports/backend.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { Notifier } from '../../src/core/ports/notifier.ts';
 import { KvCheckpointStore, MAX_INLINE_CHECKPOINT_BYTES } from '../../src/engines/stream/checkpoint-store.ts';
+import { type AwsStack, startAwsStack } from '../helpers/aws-stack.ts';
 import { createTestHome, type TestHome } from '../helpers/context.ts';
-import { type DynaliteServer, startDynalite } from '../helpers/dynalite.ts';
-import { type FakeAthena, installFakeAthena } from '../helpers/fake-athena.ts';
-import { type FakeGlue, installFakeGlue } from '../helpers/fake-glue.ts';
-import { type KinesaliteServer, startKinesalite } from '../helpers/kinesalite.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
-import { type RunningS3rver, startS3rver } from '../helpers/s3rver.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -329,27 +318,24 @@ async function runSequence(
 }
 
 describe('nba continuous tampering on the aws backend equals the local backend', () => {
-  let s3: RunningS3rver;
-  let dynalite: DynaliteServer;
-  let kinesalite: KinesaliteServer;
-  let glue: FakeGlue;
-  let athena: FakeAthena;
+  let stack: AwsStack;
+  let s3: AwsStack['s3'];
   let fakeStreams: FakeDynamoDbStreams;
-  let backend: Backend & { config: AwsBackendConfig };
+  let backend: AwsStack['backend'];
   let local: TestHome;
   let dir: string;
-  let s3Client: S3Client;
-  let dynamo: DynamoDBClient;
+  let s3Client: AwsStack['s3Client'];
+  let dynamo: AwsStack['dynamo'];
   let aws: Outcome;
   let onLocal: Outcome;
 
   beforeAll(async () => {
-    [s3, dynalite, kinesalite] = await Promise.all([
-      startS3rver({ bucketPrefix: 'e2e-nba-' }),
-      startDynalite(),
-      startKinesalite(),
-    ]);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'sluice-aws-nba-'));
+    // Wraps DynamoDBClient.prototype.send before the backend builds its clients and tables.
+    fakeStreams = installFakeDynamoDbStreams();
+    const awsClock = new ManualClock(START);
+    stack = await startAwsStack({ tablePrefix: TABLE_PREFIX, kinesis: true, clock: awsClock });
+    ({ s3, backend, s3Client, dynamo } = stack);
+    dir = stack.workDir;
     const files: [string, string] = [path.join(dir, 'a.ndjson'), path.join(dir, 'b.ndjson')];
     await writeFile(
       files[0],
@@ -365,62 +351,18 @@ describe('nba continuous tampering on the aws backend equals the local backend',
         .map((e) => JSON.stringify(e))
         .join('\n')}\n`,
     );
-    glue = installFakeGlue({ client: GlueClient.prototype });
-    athena = installFakeAthena({
-      glue,
-      client: AthenaClient.prototype,
-      bucketDirs: Object.fromEntries(
-        Object.values(s3.buckets).map((bucket) => [bucket, path.join(s3.directory, bucket)]),
-      ),
-      objectSuffix: '._S3rver_object',
-      pollsQueued: 0,
-      pollsRunning: 0,
-    });
-    fakeStreams = installFakeDynamoDbStreams();
-    const awsClock = new ManualClock(START);
-    backend = await createAwsBackend(
-      {
-        region: 'us-east-1',
-        buckets: s3.buckets,
-        tablePrefix: TABLE_PREFIX,
-        glueDatabasePrefix: '',
-        streamPrefix: '',
-        endpoints: { s3: s3.endpoint, dynamodb: dynalite.endpoint, kinesis: kinesalite.endpoint },
-      },
-      { createResources: true, clock: awsClock },
-    );
-    const ctx: PipelineContext = {
-      backend,
-      clock: awsClock,
-      logger: silentLogger,
-      progress: noProgress,
-      workDir: path.join(dir, 'aws-work'),
-      engine: { threads: 2, memoryLimit: '512MB' },
-    };
+    const ctx = stack.ctx({ workDir: path.join(dir, 'aws-work') });
     aws = await runSequence(ctx, awsClock, files);
 
     const localClock = new ManualClock(START);
     local = await createTestHome({ clock: localClock });
     onLocal = await runSequence(local.ctx, localClock, files);
-
-    s3Client = s3.client();
-    dynamo = new DynamoDBClient({
-      region: 'us-east-1',
-      endpoint: dynalite.endpoint,
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    });
   }, 80_000);
 
   afterAll(async () => {
-    await backend?.close();
     await local?.close();
-    s3Client?.destroy();
-    dynamo?.destroy();
+    await stack?.close();
     fakeStreams?.restore();
-    await athena?.close();
-    glue?.restore();
-    await Promise.all([dynalite?.stop(), kinesalite?.stop(), s3?.stop()]);
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   const ids = (alerts: readonly Alert[]) => alerts.map((a) => String(a.details?.id));

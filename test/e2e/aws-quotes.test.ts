@@ -1,41 +1,17 @@
-/**
- * End to end: the quotes pipeline on the aws backend (`createAwsBackend`) against emulators and
- * fakes: the poller's key-value table `quotes_raw` on dynalite (tables created on first use), the
- * daily transform (DuckDB) writing `quotes_fact` / `quotes_agg` Parquet to s3rver, the Glue Data
- * Catalog and Athena faked with aws-sdk-client-mock at class level (the backend builds its own
- * clients). The fake Athena runs statements on DuckDB over the files s3rver keeps on disk for the
- * objects under each registered partition's location.
- *
- * A simulated day of polls (one real HTTP request and one real DynamoDB put per simulated minute)
- * against the quotes fixture server (`sluice fixture-server quotes`, seeded); every expected value
- * is computed here from the documents the server served and from the items read back from
- * dynalite with a plain DynamoDB client, not by sluice's code.
- */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { AthenaClient } from '@aws-sdk/client-athena';
-import { type AttributeValue, DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
-import { GlueClient } from '@aws-sdk/client-glue';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { type AttributeValue, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quotesQueries, RAW_TABLE } from '../../pipelines/quotes/definition.ts';
 import { pollSimulated } from '../../pipelines/quotes/poll.ts';
 import { transformStep } from '../../pipelines/quotes/transform.ts';
-import { createAwsBackend } from '../../src/backends/aws/aws-backend.ts';
-import type { AwsBackendConfig } from '../../src/backends/aws/config.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
-import { noProgress, silentLogger } from '../../src/core/logger.ts';
-import type { Backend } from '../../src/core/ports/backend.ts';
 import { bindNamedQuery } from '../../src/core/query.ts';
 import { RunLog } from '../../src/core/run.ts';
 import { type QuotesFixtureServer, startQuotesFixture } from '../../src/sources/http/quotes-fixture.ts';
 import type { QuotableQuote } from '../../src/sources/quotes/quotable.ts';
+import { type AwsStack, startAwsStack } from '../helpers/aws-stack.ts';
 import { fakeClock } from '../helpers/context.ts';
-import { type DynaliteServer, startDynalite } from '../helpers/dynalite.ts';
-import { type FakeAthena, installFakeAthena } from '../helpers/fake-athena.ts';
-import { type FakeGlue, installFakeGlue } from '../helpers/fake-glue.ts';
-import { type RunningS3rver, startS3rver } from '../helpers/s3rver.ts';
 import { ROOT } from '../helpers/samples.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -118,70 +94,29 @@ function plain(value: AttributeValue): unknown {
 const iso = (value: unknown) => new Date(String(value).replace(' ', 'T').replace(/(Z)?$/, 'Z')).toISOString();
 
 describe('quotes on the aws backend (dynalite, s3rver, fake Glue and Athena)', () => {
-  let s3: RunningS3rver;
-  let dynalite: DynaliteServer;
+  let stack: AwsStack;
+  let s3: AwsStack['s3'];
   let fixture: QuotesFixtureServer;
-  let glue: FakeGlue;
-  let athena: FakeAthena;
-  let backend: Backend & { config: AwsBackendConfig };
+  let glue: AwsStack['glue'];
+  let athena: AwsStack['athena'];
+  let backend: AwsStack['backend'];
   let ctx: PipelineContext;
-  let workDir: string;
-  let s3Client: S3Client;
-  let dynamo: DynamoDBClient;
+  let s3Client: AwsStack['s3Client'];
+  let dynamo: AwsStack['dynamo'];
   /** The transform's "now": noon of the day after (when the daily schedule runs). */
   const clock = fakeClock(new Date('2024-01-02T12:00:00.000Z'));
 
   beforeAll(async () => {
-    [s3, dynalite, fixture] = await Promise.all([
-      startS3rver({ bucketPrefix: 'e2e-quotes-' }),
-      startDynalite(),
+    [stack, fixture] = await Promise.all([
+      startAwsStack({ tablePrefix: TABLE_PREFIX, clock }),
       startQuotesFixture({ dataFile: DATA, seed: SEED }),
     ]);
-    workDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-aws-quotes-'));
-    glue = installFakeGlue({ client: GlueClient.prototype });
-    athena = installFakeAthena({
-      glue,
-      client: AthenaClient.prototype,
-      bucketDirs: Object.fromEntries(
-        Object.values(s3.buckets).map((bucket) => [bucket, path.join(s3.directory, bucket)]),
-      ),
-      objectSuffix: '._S3rver_object',
-      pollsQueued: 0,
-      pollsRunning: 0,
-    });
-    const config: AwsBackendConfig = {
-      region: 'us-east-1',
-      buckets: s3.buckets,
-      tablePrefix: TABLE_PREFIX,
-      glueDatabasePrefix: '',
-      streamPrefix: '',
-      endpoints: { s3: s3.endpoint, dynamodb: dynalite.endpoint },
-    };
-    backend = await createAwsBackend(config, { createResources: true, clock });
-    ctx = {
-      backend,
-      clock,
-      logger: silentLogger,
-      progress: noProgress,
-      workDir,
-      engine: { threads: 1, memoryLimit: '256MB' },
-    };
-    s3Client = s3.client();
-    dynamo = new DynamoDBClient({
-      region: 'us-east-1',
-      endpoint: dynalite.endpoint,
-      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-    });
+    ({ s3, glue, athena, backend, s3Client, dynamo } = stack);
+    ctx = stack.ctx({ engine: { threads: 1, memoryLimit: '256MB' } });
   }, 60_000);
 
   afterAll(async () => {
-    await backend?.close();
-    s3Client?.destroy();
-    dynamo?.destroy();
-    await athena?.close();
-    glue?.restore();
-    await Promise.all([fixture?.close(), dynalite?.stop(), s3?.stop()]);
-    if (workDir) await rm(workDir, { recursive: true, force: true });
+    await Promise.all([stack?.close(), fixture?.close()]);
   });
 
   async function query(sql: string, namedQueries = quotesQueries): Promise<Record<string, unknown>[]> {

@@ -16,35 +16,23 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { GlueClient } from '@aws-sdk/client-glue';
-import { ExecuteStatementCommand, RedshiftDataClient } from '@aws-sdk/client-redshift-data';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ExecuteStatementCommand } from '@aws-sdk/client-redshift-data';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LANDING_PREFIX, tollsPipeline } from '../../pipelines/tolls/definition.ts';
 import { tollsHandlers } from '../../pipelines/tolls/functions.ts';
 import { landTollFiles } from '../../pipelines/tolls/run.ts';
-import { createAwsBackend } from '../../src/backends/aws/aws-backend.ts';
-import type { AwsBackendConfig } from '../../src/backends/aws/config.ts';
-import { S3ObjectStore } from '../../src/backends/aws/s3-object-store.ts';
 import { LocalWorkflowRunner } from '../../src/backends/local/local-workflow-runner.ts';
-import { systemClock } from '../../src/core/clock.ts';
 import type { PipelineContext } from '../../src/core/context.ts';
-import { noProgress, silentLogger } from '../../src/core/logger.ts';
-import type { Backend } from '../../src/core/ports/backend.ts';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import type { ExecutionRecord } from '../../src/core/ports/workflow-runner.ts';
 import { RunLog } from '../../src/core/run.ts';
-import { type DynaliteServer, startDynalite } from '../helpers/dynalite.ts';
-import { type FakeGlue, installFakeGlue } from '../helpers/fake-glue.ts';
-import { FakeRedshiftData } from '../helpers/fake-redshift-data.ts';
-import { type RunningS3rver, startS3rver } from '../helpers/s3rver.ts';
+import { type AwsStack, startAwsStack } from '../helpers/aws-stack.ts';
 import {
   readNdjsonSample,
   readPythonDictLine,
   readPythonDictSample,
-  startTestWarehouse,
-  type TestWarehouse,
   TOLLS_SAMPLES,
   totalsByBooth,
 } from '../helpers/tolls.ts';
@@ -75,66 +63,29 @@ const MIXED_LINES = [
 ];
 
 describe('tolls on the aws backend (s3rver, dynalite, fake Glue, fake Redshift Data API over PostgreSQL)', () => {
-  let s3: RunningS3rver;
-  let dynalite: DynaliteServer;
-  let warehouse: TestWarehouse;
-  let glue: FakeGlue;
-  let redshift: FakeRedshiftData;
-  let backend: Backend & { config: AwsBackendConfig };
+  let stack: AwsStack;
+  let s3: AwsStack['s3'];
+  let warehouse: NonNullable<AwsStack['warehouse']>;
+  let glue: AwsStack['glue'];
+  let redshift: NonNullable<AwsStack['redshift']>;
+  let backend: AwsStack['backend'];
   let ctx: PipelineContext;
-  let workDir: string;
-  let s3Client: S3Client;
+  let s3Client: AwsStack['s3Client'];
   /** S3 event envelopes s3rver emitted for landing writes (what an S3 notification would deliver). */
   const s3Events: { Records: Record<string, unknown>[] }[] = [];
 
   beforeAll(async () => {
-    [s3, dynalite, warehouse] = await Promise.all([
-      startS3rver({ bucketPrefix: 'e2e-tolls-' }),
-      startDynalite(),
-      startTestWarehouse('aws-e2e'),
-    ]);
-    s3.server.on('event', (event) => s3Events.push(event));
-    workDir = await mkdtemp(path.join(os.tmpdir(), 'sluice-aws-tolls-'));
-    glue = installFakeGlue({ client: GlueClient.prototype });
-    s3Client = s3.client();
-    // The fake reads COPY sources from s3rver with its own client, not through the backend.
-    redshift = await FakeRedshiftData.start({
-      connectionString: warehouse.url,
-      objectStore: new S3ObjectStore(s3Client, { buckets: s3.buckets, region: s3.region }),
-      buckets: s3.buckets,
-      workgroupName: REDSHIFT.workgroupName,
-      database: REDSHIFT.database,
-      pageSize: 50,
-      client: RedshiftDataClient.prototype,
-    });
-    const config: AwsBackendConfig = {
-      region: 'us-east-1',
-      buckets: s3.buckets,
+    const started = await startAwsStack({
       tablePrefix: TABLE_PREFIX,
-      glueDatabasePrefix: '',
-      streamPrefix: '',
-      redshift: REDSHIFT,
-      endpoints: { s3: s3.endpoint, dynamodb: dynalite.endpoint },
-    };
-    backend = await createAwsBackend(config, { createResources: true, clock: systemClock });
-    ctx = {
-      backend,
-      clock: systemClock,
-      logger: silentLogger,
-      progress: noProgress,
-      workDir,
-      engine: { threads: 1, memoryLimit: '256MB' },
-    };
+      redshift: { ...REDSHIFT, warehouseLabel: 'aws-e2e', pageSize: 50 },
+    });
+    stack = started;
+    ({ s3, warehouse, glue, redshift, backend, s3Client } = started);
+    s3.server.on('event', (event) => s3Events.push(event));
+    ctx = stack.ctx({ engine: { threads: 1, memoryLimit: '256MB' } });
   }, 60_000);
 
-  afterAll(async () => {
-    await backend?.close();
-    await redshift?.close();
-    glue?.restore();
-    s3Client?.destroy();
-    await Promise.all([dynalite?.stop(), s3?.stop(), warehouse?.stop()]);
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  afterAll(() => stack?.close());
 
   /** Runs `tolls-load` on `event` through the local ASL engine with the aws backend's ports. */
   async function runWorkflow(event: JsonValue): Promise<ExecutionRecord> {

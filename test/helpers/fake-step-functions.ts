@@ -70,6 +70,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import type { JsonValue } from '../../src/core/ports/kv-table.ts';
 import { type AslDefinition, type AslState, functionNameOf } from '../../src/core/workflow.ts';
+import { ensurePromiseWithResolvers } from '../../src/engines/asl/promise-with-resolvers.ts';
 
 /** A Lambda function of the fake: gets the Task's effective input, returns its result or throws. */
 export type FakeLambda = (event: JsonValue) => Promise<JsonValue>;
@@ -124,26 +125,12 @@ export interface FakeStepFunctions {
 const meta = { $metadata: {} };
 const NAME = /^[A-Za-z0-9_-]{1,80}$/;
 
-/** Node 20 lacks `Promise.withResolvers`, which aws-local-stepfunctions calls (see asl-engine.ts). */
-function polyfill(): void {
-  const P = Promise as unknown as { withResolvers?: () => unknown };
-  P.withResolvers ??= function withResolvers<T>(this: PromiseConstructor) {
-    let resolve!: (value: T) => void;
-    let reject!: (reason: unknown) => void;
-    const promise = new this<T>((a, b) => {
-      resolve = a;
-      reject = b;
-    });
-    return { promise, resolve, reject };
-  };
-}
-
 /** Installs the fake on `client`. */
 export function installFakeStepFunctions(
   client: SFNClient,
   options: FakeStepFunctionsOptions,
 ): FakeStepFunctions {
-  polyfill();
+  ensurePromiseWithResolvers();
   const region = options.region ?? 'eu-west-1';
   const account = options.account ?? '123456789012';
   const now = options.now ?? (() => new Date());

@@ -1,6 +1,7 @@
 import type { JsonValue } from '../../core/ports/kv-table.ts';
 import type { ExecutionEvent } from '../../core/ports/workflow-runner.ts';
 import type { AslDefinition } from '../../core/workflow.ts';
+import { ensurePromiseWithResolvers } from './promise-with-resolvers.ts';
 
 /**
  * Runs Amazon States Language state machines in-process with `aws-local-stepfunctions`
@@ -10,22 +11,9 @@ import type { AslDefinition } from '../../core/workflow.ts';
  * runner): JSONata, `Assign` variables, Distributed Map. Retry/Catch match a thrown error's `name`
  * against `ErrorEquals`, as Step Functions matches a Lambda error's type.
  *
- * The library declares Node >= 22 only for `Promise.withResolvers`; it is polyfilled here.
+ * The library declares Node >= 22 only for `Promise.withResolvers`; it is polyfilled here
+ * ({@link ensurePromiseWithResolvers}).
  */
-
-/** Node 20 lacks `Promise.withResolvers` (ES2024), which the library calls. */
-function polyfill(): void {
-  const P = Promise as unknown as { withResolvers?: () => unknown };
-  P.withResolvers ??= function withResolvers<T>(this: PromiseConstructor) {
-    let resolve!: (value: T) => void;
-    let reject!: (reason: unknown) => void;
-    const promise = new this<T>((a, b) => {
-      resolve = a;
-      reject = b;
-    });
-    return { promise, resolve, reject };
-  };
-}
 
 /** A local implementation of a Task state: gets the state's effective input, returns its result. */
 export type TaskImplementation = (input: JsonValue) => Promise<JsonValue>;
@@ -63,7 +51,7 @@ const machines = new WeakMap<AslDefinition, unknown>();
 async function machineFor(
   definition: AslDefinition,
 ): Promise<{ run: (input: never, options: never) => LibraryExecution }> {
-  polyfill();
+  ensurePromiseWithResolvers();
   let machine = machines.get(definition);
   if (!machine) {
     const { StateMachine } = await import('aws-local-stepfunctions');

@@ -1,9 +1,9 @@
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 import { readFileSync } from 'node:fs';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDynalite } from '../../../test/helpers/dynalite.ts';
+import { type SlotTable, startSlotTable } from '../../../test/helpers/slot-table.ts';
 import { slotReleaseHandler } from './lambda.ts';
 import { type ExecutionStatusChangeEvent, releaseSlot } from './slot-release.ts';
 
@@ -21,30 +21,16 @@ const ARN = event.detail?.executionArn as string;
 const OTHER = 'arn:aws:states:us-east-1:123456789012:execution:hashtags-kinesis-landing:manual-other';
 const TABLE = 'sluice-hashtags-sluice_workflow_slots';
 
-let server: Awaited<ReturnType<typeof startDynalite>>;
-let ddb: DynamoDBClient;
+let slots: SlotTable;
+let server: SlotTable['server'];
+let ddb: SlotTable['ddb'];
 
 beforeAll(async () => {
-  server = await startDynalite();
-  ddb = new DynamoDBClient({
-    region: 'us-east-1',
-    endpoint: server.endpoint,
-    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-  });
-  await ddb.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [{ AttributeName: 'workflow', KeyType: 'HASH' }],
-      AttributeDefinitions: [{ AttributeName: 'workflow', AttributeType: 'S' }],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  slots = await startSlotTable(TABLE);
+  ({ server, ddb } = slots);
 });
 
-afterAll(async () => {
-  ddb?.destroy();
-  await server?.stop();
-});
+afterAll(() => slots?.close());
 
 /** Two holders: the fixture's execution and another one (as the state machine's AcquireSlot writes them). */
 async function seed(): Promise<void> {
