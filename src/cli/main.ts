@@ -17,6 +17,7 @@ import { registerSchedules } from './commands/schedules.ts';
 import { registerServe } from './commands/serve.ts';
 import { registerUp } from './commands/up.ts';
 import { registerWarehouse } from './commands/warehouse.ts';
+import { selectBackend } from './context.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -29,8 +30,13 @@ export function buildProgram(): Command {
     .description(
       'ETL/ELT pipelines on one machine with embedded engines; the same pipelines deploy to AWS serverless.',
     )
+    .option(
+      '--backend <local|aws>',
+      'local (embedded engines under --home) or aws (the deployed stack the environment names); default $SLUICE_BACKEND, else local',
+    )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
+    .hook('preAction', (command) => selectBackend(command.opts<{ backend?: string }>().backend))
     .addHelpText(
       'after',
       `
@@ -41,6 +47,8 @@ Start here:
   sluice runs                         run history with record counts
 
 State lives in --home (default $SLUICE_HOME or ./.sluice): lake/<layer>/..., sluice.db, logs/.
+Against a deployed stack: --backend aws (or SLUICE_BACKEND=aws) with the stack's SluiceEnv output
+in the environment; query, catalog, runs, config, crawl, generate and executions then use AWS.
 Exit codes: docs/cli.md.`,
     );
   registerDemo(program);

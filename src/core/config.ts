@@ -101,10 +101,22 @@ export class ConfigStore {
   /**
    * Opens the configuration table, creating it locally, and enabling its change stream, when
    * needed. `clock` stamps `updated_at` and paces {@link ConfigStore.watch}.
+   * `options.stream: false` (default true) opens it without asking for the change stream: for a
+   * writer on AWS (`sluice --backend aws config set`), where DynamoDB Streams records every write
+   * whatever the writer opened, and the deployed table's stream is the stack's business;
+   * {@link ConfigStore.watch} then fails. Keep the default locally: there the stream is recorded
+   * by the writers that opened the table with it.
    * @throws {Error} when the table exists with another key schema (or, on AWS, is not deployed).
    */
-  static async open(kv: KvStore, clock: Clock): Promise<ConfigStore> {
-    return new ConfigStore(await kv.table(CONFIG_TABLE, CONFIG_KEY_SCHEMA, { stream: true }), clock);
+  static async open(
+    kv: KvStore,
+    clock: Clock,
+    options: { readonly stream?: boolean } = {},
+  ): Promise<ConfigStore> {
+    return new ConfigStore(
+      await kv.table(CONFIG_TABLE, CONFIG_KEY_SCHEMA, { stream: options.stream ?? true }),
+      clock,
+    );
   }
 
   /**

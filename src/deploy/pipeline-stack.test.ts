@@ -5,7 +5,7 @@ import type * as cdk from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelines } from '../../pipelines/index.ts';
-import { AWS_ENV } from '../backends/aws/config.ts';
+import { AWS_ENV, awsConfigFromEnv } from '../backends/aws/config.ts';
 import type { PipelineDefinition } from '../core/pipeline.ts';
 import type { AslDefinition } from '../core/workflow.ts';
 import { FUNCTION_ACCESS, functionAccess, pipelineTables } from './access.ts';
@@ -194,6 +194,56 @@ describe.each(names)('stack sluice-%s', (name) => {
       const duckdb = functionAccess(pipeline(), definition.name).duckdb === true;
       expect(Array.isArray(props.Layers) && (props.Layers as unknown[]).length === 1).toBe(duckdb);
     }
+  });
+
+  it('SluiceEnv output: one shell export line that awsConfigFromEnv reads back as this stack', () => {
+    const template = templates.get(name) as Template;
+    const outputs = (template.toJSON() as { Outputs: Record<string, { Value: unknown }> }).Outputs;
+    // Renders the Fn::Join with pseudo parameters and Refs as deployment values would look.
+    const pseudo: Record<string, string> = {
+      'AWS::Region': 'eu-west-1',
+      'AWS::Partition': 'aws',
+      'AWS::AccountId': '123456789012',
+    };
+    const render = (value: unknown): string => {
+      if (typeof value === 'string') return value;
+      const v = value as Record<string, unknown>;
+      if (typeof v.Ref === 'string') return pseudo[v.Ref] ?? `ref-${v.Ref.toLowerCase()}`;
+      if (Array.isArray(v['Fn::Join'])) {
+        const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+        return parts.map(render).join(sep);
+      }
+      return `token-${JSON.stringify(value).length}`;
+    };
+    const line = render(outputs.SluiceEnv?.Value);
+    expect(line).toMatch(/^export ([A-Z_]+='[^']*' ?)+$/);
+    const env = Object.fromEntries(
+      [...line.matchAll(/([A-Z_]+)='([^']*)'/g)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    expect(env[AWS_ENV.backend]).toBe('aws');
+    expect(env.SLUICE_PIPELINE).toBe(name);
+    const ref = (construct: { node: { defaultChild?: unknown } }) =>
+      `ref-${logicalId(stack(), construct).toLowerCase()}`;
+    const buckets = stack().buckets;
+    const config = awsConfigFromEnv(env);
+    expect(config).toEqual({
+      region: 'eu-west-1',
+      buckets: {
+        landing: ref(buckets.landing),
+        staging: ref(buckets.staging),
+        analytical: ref(buckets.analytical),
+        quarantine: ref(buckets.quarantine),
+      },
+      tablePrefix: `sluice-${name}-`,
+      glueDatabasePrefix: '',
+      streamPrefix: '',
+      athenaWorkgroup: `sluice-${name}`,
+      snsTopicArn: ref(stack().topic),
+      stateMachineArnPrefix: 'arn:aws:states:eu-west-1:123456789012:stateMachine:',
+      ...((pipeline().warehouseTables ?? []).length > 0
+        ? { redshift: expect.objectContaining({ database: 'dev' }) }
+        : {}),
+    });
   });
 
   it('every function has its own role and log group with a retention', () => {

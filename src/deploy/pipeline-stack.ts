@@ -125,6 +125,18 @@ function pascal(name: string): string {
 }
 
 /**
+ * One shell line, `export NAME='value' ...`, that sets `env` (the stack's `SluiceEnv` output:
+ * `eval "$(aws cloudformation describe-stacks ... --query "Stacks[0].Outputs[?OutputKey=='SluiceEnv'].OutputValue" --output text)"`).
+ * Values are single-quoted; they are bucket names, table prefixes and ARNs, which hold no quote
+ * (CDK tokens stay tokens and resolve in the template).
+ */
+export function sluiceEnvExports(env: Readonly<Record<string, string>>): string {
+  return `export ${Object.entries(env)
+    .map(([name, value]) => `${name}='${value}'`)
+    .join(' ')}`;
+}
+
+/**
  * One pipeline's AWS deployment, stack `sluice-<pipeline>`: the lake's buckets, the functions
  * (Node 22, one shared bundle, one role each), the workflows as Step Functions state machines from
  * the same ASL, schedules, S3 triggers, DynamoDB tables, Kinesis streams, the Glue catalog and an
@@ -365,6 +377,15 @@ export class PipelineStack extends cdk.Stack {
 
     new cdk.CfnOutput(this, 'LandingBucketName', { value: this.buckets.landing.bucketName });
     new cdk.CfnOutput(this, 'AlertTopicArn', { value: this.topic.topicArn });
+    // What `sluice --backend aws` needs to address this stack (docs/cli.md, "Against a deployed stack").
+    new cdk.CfnOutput(this, 'SluiceEnv', {
+      description: `eval this line to run sluice query, catalog, runs, config, executions against ${this.pipeline.name}`,
+      value: sluiceEnvExports({
+        AWS_REGION: this.region,
+        ...this.backendEnv(),
+        SLUICE_PIPELINE: this.pipeline.name,
+      }),
+    });
   }
 
   /**

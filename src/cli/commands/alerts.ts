@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { formatAlert } from '../../core/alert.ts';
-import { resolveHome } from '../context.ts';
+import { requireLocalBackend, resolveHome } from '../context.ts';
 import { printJson } from '../output.ts';
 
 /** File the local notifier appends alerts to, under the home. */
@@ -18,6 +18,10 @@ export function registerAlerts(program: Command): void {
     .option('--limit <n>', 'the last N alerts (default 20)')
     .option('--json', 'print a JSON array')
     .action(async (flags: { home?: string; limit?: string; json?: boolean }) => {
+      requireLocalBackend(
+        'sluice alerts',
+        "it reads the local alert file. On AWS alerts are published to the stack's SNS topic (its AlertTopicArn output, $SLUICE_SNS_TOPIC_ARN): subscribe to it.",
+      );
       const { readAlerts } = await import('../../backends/local/local-notifier.ts');
       const alerts = await readAlerts(alertsFile(resolveHome(flags.home)), {
         limit: flags.limit !== undefined ? Number(flags.limit) : 20,

@@ -18,7 +18,9 @@ async function withConfigStore<T>(
 ): Promise<T> {
   const { ctx, close } = await openContext({ home: resolveHome(home), progress: false });
   try {
-    return await fn(await ConfigStore.open(ctx.backend.kv, ctx.clock));
+    // On AWS, DynamoDB Streams records the write whatever the CLI opened: no need to check the stream.
+    const stream = ctx.backend.name !== 'aws';
+    return await fn(await ConfigStore.open(ctx.backend.kv, ctx.clock, { stream }));
   } finally {
     await close();
   }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.ts';
 import type { Backend } from '../../core/ports/backend.ts';
-import { openContext, resolveHome } from '../context.ts';
+import { openContext, requireLocalBackend, resolveHome } from '../context.ts';
 import { formatBytes, formatCount, formatDuration, formatTable } from '../output.ts';
 
 /** The bundled tolls sample: the original's own file, 80 Python-dict lines. */
@@ -81,6 +81,10 @@ Ctrl-C; --no-serve exits after the summary, and so does a demo whose output is n
 (scripts, CI) unless --serve is given.`,
     )
     .action(async (flags: DemoFlags) => {
+      requireLocalBackend(
+        'sluice demo',
+        'it runs the reference pipelines on bundled data in a local home. On AWS, deploy the stacks (`sluice deploy`) and let their schedules and triggers run the workflows.',
+      );
       const started = Date.now();
       const home = resolveHome(flags.home);
       const { serveDirectory } = await import('../../sources/http/static-server.ts');

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
+import { pipelines } from '../../../pipelines/index.ts';
+import { AWS_ENV } from '../../backends/aws/config.ts';
 import { ExecutionStore } from '../../backends/local/local-workflow-runner.ts';
 import { NotFoundError, UsageError } from '../../core/errors.ts';
-import type { ExecutionStatus } from '../../core/ports/workflow-runner.ts';
+import type { ExecutionStatus, WorkflowRunner } from '../../core/ports/workflow-runner.ts';
 import { openContext, resolveHome } from '../context.ts';
 import { formatDuration, formatTable, printJson } from '../output.ts';
 
@@ -16,6 +18,38 @@ interface ListFlags {
   json?: boolean;
 }
 
+/** A deployed stack's pipeline (its `SluiceEnv` output; the variable src/runtime/aws/runtime.ts reads). */
+const PIPELINE_ENV = 'SLUICE_PIPELINE';
+
+/**
+ * Where the executions are. Local: the run history the local workflow runner keeps in the
+ * `executions` table. AWS: Step Functions through `StepFunctionsRunner` (`ListExecutions`,
+ * `DescribeExecution`, `GetExecutionHistory`; ids are execution ARNs), over the state machines of
+ * `pipeline`, else of `$SLUICE_PIPELINE` (a stack deploys one pipeline's), else of every shipped
+ * pipeline (each must then be deployed in this account and region).
+ * @throws {UsageError} for an unknown pipeline, or on aws without `$SLUICE_STATE_MACHINE_ARN_PREFIX`.
+ */
+async function openExecutionHistory(
+  opened: Awaited<ReturnType<typeof openContext>>,
+  pipeline: string | undefined,
+): Promise<Pick<WorkflowRunner, 'list' | 'describe' | 'history'>> {
+  if (!opened.awsConfig) return ExecutionStore.open(opened.backend.kv);
+  const name = pipeline ?? (process.env[PIPELINE_ENV] || undefined);
+  if (name !== undefined && !pipelines[name]) {
+    throw new UsageError(`unknown pipeline "${name}": expected one of ${Object.keys(pipelines).join(', ')}`);
+  }
+  if (opened.awsConfig.stateMachineArnPrefix === undefined) {
+    throw new UsageError(
+      `the aws backend needs ${AWS_ENV.stateMachineArnPrefix} (arn:aws:states:<region>:<account>:stateMachine:) to read executions; the stack's SluiceEnv output sets it`,
+    );
+  }
+  const workflows = Object.values(pipelines)
+    .filter((p) => name === undefined || p.name === name)
+    .flatMap((p) => p.workflows ?? []);
+  const { createAwsWorkflowRunner } = await import('../../backends/aws/aws-backend.ts');
+  return createAwsWorkflowRunner(opened.awsConfig, workflows);
+}
+
 /** `sluice executions` and `sluice execution <id>`. */
 export function registerExecutions(program: Command): void {
   program
@@ -24,7 +58,7 @@ export function registerExecutions(program: Command): void {
       'list workflow executions, newest first: id, workflow, status, start, duration, source, error',
     )
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
-    .option('--pipeline <name>', 'only this pipeline')
+    .option('--pipeline <name>', 'only this pipeline (on aws default $SLUICE_PIPELINE: Step Functions)')
     .option('--workflow <name>', 'only this workflow')
     .option('--status <status>', `only this status (${STATUSES.join(', ')})`)
     .option('--limit <n>', 'at most this many (default 50)')
@@ -34,9 +68,10 @@ export function registerExecutions(program: Command): void {
       if (status !== undefined && !STATUSES.includes(status as ExecutionStatus)) {
         throw new UsageError(`--status "${flags.status}": expected one of ${STATUSES.join(', ')}`);
       }
-      const { backend, close } = await openContext({ home: resolveHome(flags.home), progress: false });
+      const opened = await openContext({ home: resolveHome(flags.home), progress: false });
+      const { close } = opened;
       try {
-        const store = await ExecutionStore.open(backend.kv);
+        const store = await openExecutionHistory(opened, flags.pipeline);
         const records = await store.list({
           limit: flags.limit !== undefined ? Number(flags.limit) : 50,
           ...(flags.pipeline ? { pipeline: flags.pipeline } : {}),
@@ -84,9 +119,10 @@ export function registerExecutions(program: Command): void {
     .option('--home <dir>', 'sluice home (default $SLUICE_HOME or ./.sluice)')
     .option('--json', 'print { execution, events } as JSON')
     .action(async (id: string, flags: { home?: string; json?: boolean }) => {
-      const { backend, close } = await openContext({ home: resolveHome(flags.home), progress: false });
+      const opened = await openContext({ home: resolveHome(flags.home), progress: false });
+      const { close } = opened;
       try {
-        const store = await ExecutionStore.open(backend.kv);
+        const store = await openExecutionHistory(opened, undefined);
         const execution = await store.describe(id);
         if (!execution) throw new NotFoundError(`no execution "${id}" (see \`sluice executions\`)`);
         const events = await store.history(id);

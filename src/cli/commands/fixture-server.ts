@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.ts';
+import { requireLocalBackend } from '../context.ts';
 import { EXAMPLES_DIR } from './demo.ts';
 
 interface FixtureFlags {
@@ -51,6 +52,10 @@ Examples:
   sluice run quotes --api-url http://127.0.0.1:${QUOTES_FIXTURE_PORT} --polls 1440 --start 2024-01-01T00:00Z`,
     )
     .action(async (name: string, flags: FixtureFlags) => {
+      requireLocalBackend(
+        'sluice fixture-server',
+        'it serves fake source APIs on this machine, which deployed functions cannot reach. Point the pipeline at a reachable URL instead (`sluice config set <pipeline> <key> <url>`).',
+      );
       if (name !== 'quotes') throw new UsageError(`unknown fixture server "${name}": expected quotes`);
       const port = integer('--port', flags.port, 0, 65535) ?? QUOTES_FIXTURE_PORT;
       const seed = integer('--seed', flags.seed, 0, 2 ** 32 - 1) ?? Math.floor(Math.random() * 2 ** 32);

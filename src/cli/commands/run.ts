@@ -2,9 +2,10 @@ import type { Command } from 'commander';
 import { GHARCHIVE_URL } from '../../../pipelines/gharchive/definition.ts';
 import { parseHourArg } from '../../../pipelines/gharchive/hours.ts';
 import type { GharchiveRunSummary, HourOutcome } from '../../../pipelines/gharchive/run.ts';
-import { pipelineNames } from '../../../pipelines/index.ts';
+import { pipelineNames, pipelines } from '../../../pipelines/index.ts';
+import { AWS_ENV } from '../../backends/aws/config.ts';
 import { UsageError } from '../../core/errors.ts';
-import { openContext, resolveHome } from '../context.ts';
+import { backendKind, openContext, resolveHome } from '../context.ts';
 import { formatBytes, formatCount, printJson } from '../output.ts';
 
 interface RunFlags {
@@ -129,6 +130,7 @@ holds the pipeline's lease, 7 a block-severity data-quality check failed (nothin
 See docs/cli.md.`,
     )
     .action(async (pipeline: string, flags: RunFlags) => {
+      if (backendKind() === 'aws') refuseRunOnAws(pipeline);
       if (pipeline !== 'nba') {
         for (const [flag, key] of [
           ['--envelopes', 'envelopes'],
@@ -201,6 +203,22 @@ See docs/cli.md.`,
         await close();
       }
     });
+}
+
+/**
+ * `sluice run` on the aws backend: running a pipeline's steps on this machine against the
+ * deployed resources would bypass the stack's workflows, leases and alarms, so it refuses and says
+ * how Step Functions runs them (StartExecution: https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+ * @throws {UsageError} always.
+ */
+function refuseRunOnAws(pipeline: string): never {
+  const workflows = (pipelines[pipeline]?.workflows ?? []).map((w) => w.name);
+  throw new UsageError(
+    `sluice run works on the local backend only (the backend is aws): on AWS, Step Functions runs the workflows, on their schedules and triggers or on demand with\n` +
+      `  aws stepfunctions start-execution --state-machine-arn "$${AWS_ENV.stateMachineArnPrefix}<workflow>"\n` +
+      (workflows.length > 0 ? `(${pipeline}'s workflows: ${workflows.join(', ')}); ` : '') +
+      'follow them with `sluice executions` and `sluice runs`',
+  );
 }
 
 function printHour(outcome: HourOutcome, index: number, total: number): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { pipelines } from '../../../pipelines/index.ts';
 import { LocalScheduler } from '../../runtime/local/local-scheduler.ts';
-import { openContext, resolveHome } from '../context.ts';
+import { openContext, requireLocalBackend, resolveHome } from '../context.ts';
 import { formatTable, printJson } from '../output.ts';
 
 /** `sluice schedules`. */
@@ -23,6 +23,10 @@ a schedule's missed-run policy applies: run-once fires once for the latest misse
 nothing.`,
     )
     .action(async (flags: { home?: string; json?: boolean }) => {
+      requireLocalBackend(
+        'sluice schedules',
+        "it reads the local scheduler's state. On AWS, EventBridge Scheduler runs the schedules: `aws scheduler list-schedules`.",
+      );
       const { ctx, close } = await openContext({ home: resolveHome(flags.home), progress: false });
       try {
         const schedules = Object.values(pipelines).flatMap((p) => p.schedules ?? []);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.ts';
-import { resolveHome } from '../context.ts';
+import { requireLocalBackend, resolveHome } from '../context.ts';
 
 interface ServeFlags {
   home?: string;
@@ -30,6 +30,10 @@ Authorization: Bearer <token>. The SQL console is read-only (one SELECT/WITH/DES
 1,000 rows and 10 s). docs/dashboard.md.`,
     )
     .action(async (flags: ServeFlags) => {
+      requireLocalBackend(
+        'sluice serve',
+        'the dashboard serves a local home. Against a deployed stack, use `sluice query`, `sluice catalog`, `sluice runs` and `sluice executions`.',
+      );
       const port = flags.port !== undefined ? Number(flags.port) : 8080;
       if (!Number.isInteger(port) || port < 0 || port > 65535)
         throw new UsageError(`--port ${flags.port}: expected a port number 0..65535`);

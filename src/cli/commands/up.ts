@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { pipelineModules } from '../../../pipelines/index.ts';
 import { formatAlert } from '../../core/alert.ts';
-import { openContext, resolveHome } from '../context.ts';
+import { openContext, requireLocalBackend, resolveHome } from '../context.ts';
 import { alertsFile } from './alerts.ts';
 
 interface UpFlags {
@@ -40,6 +40,10 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
 --grace seconds to finish, the rest are recorded ABORTED and redone on the next start.`,
     )
     .action(async (flags: UpFlags) => {
+      requireLocalBackend(
+        'sluice up',
+        'it runs schedules, triggers and workflows on this machine. On AWS, EventBridge Scheduler, S3 notifications and Step Functions run them: `sluice deploy`.',
+      );
       const home = resolveHome(flags.home);
       const graceMs = (flags.grace !== undefined ? Number(flags.grace) : 30) * 1000;
       const { LocalStack } = await import('../../runtime/local/local-stack.ts');
@@ -56,7 +60,7 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
         process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       const stack = await LocalStack.start({
         ctx,
-        lakeRoot: path.join(backend.home, 'lake'),
+        lakeRoot: path.join(home, 'lake'),
         modules: Object.values(pipelineModules),
         notifier,
         watch: flags.watch === false ? false : {},

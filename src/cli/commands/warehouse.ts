@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { PostgresServer, type WarehouseServerStatus } from '../../backends/local/postgres-server.ts';
 import { UsageError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
-import { resolveHome } from '../context.ts';
+import { requireLocalBackend, resolveHome } from '../context.ts';
 import { formatDuration, printJson } from '../output.ts';
 
 interface WarehouseFlags {
@@ -107,6 +107,10 @@ Examples:
   sluice warehouse start --port 55432 --home /tmp/demo`,
     )
     .action(async (flags: WarehouseFlags) => {
+      requireLocalBackend(
+        'sluice warehouse start',
+        "it starts the home's embedded PostgreSQL. On AWS the warehouse is the stack's Redshift Serverless workgroup, always on: `sluice query --warehouse`.",
+      );
       const home = resolveHome(flags.home);
       let port: number | undefined;
       if (flags.port !== undefined) {
@@ -147,6 +151,10 @@ Examples:
   sluice warehouse stop --home /tmp/demo --json`,
     )
     .action(async (flags: WarehouseFlags) => {
+      requireLocalBackend(
+        'sluice warehouse stop',
+        "it stops the home's embedded PostgreSQL. On AWS the warehouse is the stack's Redshift Serverless workgroup: `sluice query --warehouse`.",
+      );
       const { stopped } = await PostgresServer.stop(resolveHome(flags.home));
       if (flags.json) printJson({ stopped });
       else process.stdout.write(stopped ? 'warehouse stopped\n' : 'warehouse was not running\n');
@@ -167,6 +175,10 @@ Examples:
 Exits 0 whether it runs or not ("running" in --json tells).`,
     )
     .action(async (flags: WarehouseFlags) => {
+      requireLocalBackend(
+        'sluice warehouse status',
+        "it reports the home's embedded PostgreSQL. On AWS the warehouse is the stack's Redshift Serverless workgroup: `sluice query --warehouse`.",
+      );
       const status = await PostgresServer.status(resolveHome(flags.home));
       if (flags.json) printJson(statusJson(status));
       else printStatus(status);
