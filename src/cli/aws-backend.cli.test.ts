@@ -8,7 +8,6 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -17,8 +16,7 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGharchive } from '../../pipelines/gharchive/run.ts';
 import { type AwsStack, startAwsStack } from '../../test/helpers/aws-stack.ts';
-import { type JsonServiceServer, serveFakeGlue } from '../../test/helpers/lambda-invoke.ts';
-import { listenOnLoopback } from '../../test/helpers/listen.ts';
+import { type JsonServiceServer, serveFakeGlue, serveJsonService } from '../../test/helpers/lambda-invoke.ts';
 import { GHARCHIVE_SAMPLE, ROOT, sampleLines } from '../../test/helpers/samples.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import { ConfigStore } from '../core/config.ts';
@@ -30,56 +28,18 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const exec = promisify(execFile);
 const TABLE_PREFIX = 'cli-aws-';
 
-/** Epoch seconds for every `Date` (awsJson1_1 timestamps); drops `$metadata`. */
-function toWire(value: unknown): unknown {
-  if (value instanceof Date) return value.getTime() / 1000;
-  if (Array.isArray(value)) return value.map(toWire);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value)
-        .filter(([key, v]) => key !== '$metadata' && v !== undefined)
-        .map(([key, v]) => [key, toWire(v)]),
-    );
-  }
-  return value;
-}
-
 /**
  * Serves the fake Athena (mocked on `AthenaClient.prototype` by the stack) over HTTP, as
- * `serveFakeGlue` does for Glue: `X-Amz-Target: AmazonAthena.<Operation>` selects the command, the
- * JSON body is its input (https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html).
+ * `serveFakeGlue` does for Glue, so the CLI in a child process reaches it.
  */
 async function serveFakeAthena(): Promise<JsonServiceServer> {
-  const calls: string[] = [];
-  const commands = athena as unknown as Record<string, new (input: unknown) => unknown>;
   const client = new athena.AthenaClient({
     region: 'us-east-1',
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   });
-  const server = http.createServer(async (req, res) => {
-    const target = String(req.headers['x-amz-target'] ?? '');
-    const operation = target.startsWith('AmazonAthena.') ? target.slice('AmazonAthena.'.length) : '';
-    calls.push(operation || target);
-    const reply = (status: number, payload: unknown) =>
-      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify(payload));
-    try {
-      const Command = commands[`${operation}Command`];
-      if (!operation || Command === undefined) {
-        reply(400, { __type: 'UnknownOperationException', message: `unknown operation ${target}` });
-        return;
-      }
-      let text = '';
-      for await (const chunk of req) text += String(chunk);
-      reply(200, toWire(await client.send(new Command(text === '' ? {} : JSON.parse(text)) as never)));
-    } catch (error) {
-      const e = error as Error;
-      reply(400, { __type: e.name, message: e.message });
-    }
-  });
-  const served = await listenOnLoopback(server);
+  const served = await serveJsonService({ targetPrefix: 'AmazonAthena', commands: athena, client });
   return {
     ...served,
-    calls,
     stop: async () => {
       await served.stop();
       client.destroy();

@@ -298,20 +298,25 @@ function body(req: http.IncomingMessage): Promise<string> {
 }
 
 /**
- * Serves the in-process fake Glue Data Catalog (test/helpers/fake-glue.ts, an aws-sdk-client-mock
- * on `fake.client`) over HTTP with the AWS JSON 1.1 protocol Glue speaks
- * (https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html), so a GlueClient in ANOTHER
- * process (a Lambda bundle in a child) can reach it through an endpoint: `X-Amz-Target:
- * AWSGlue.<Operation>` selects `<Operation>Command`, the JSON body is its input, the output is
+ * Serves an in-process (faked) AWS SDK client over HTTP with the AWS JSON 1.1 protocol
+ * (https://smithy.io/2.0/aws/protocols/aws-json-1_1-protocol.html), so a client of the same service
+ * in ANOTHER process (a Lambda bundle or the CLI in a child) reaches it through an endpoint:
+ * `X-Amz-Target: <targetPrefix>.<Operation>` selects `<Operation>Command` of `commands` (the
+ * service's SDK module), the JSON body is its input, `client.send` answers, and the output is
  * returned as JSON with timestamps as epoch seconds; a thrown error becomes HTTP 400 with
  * `{ "__type": name, "message": message }` (how the SDK reads a modeled error's type).
  */
-export async function serveFakeGlue(fake: FakeGlue): Promise<JsonServiceServer> {
+export async function serveJsonService(options: {
+  readonly targetPrefix: string;
+  readonly commands: object;
+  readonly client: { send(command: never): Promise<unknown> };
+}): Promise<JsonServiceServer> {
   const calls: string[] = [];
-  const commands = glue as unknown as Record<string, new (input: unknown) => unknown>;
+  const commands = options.commands as Record<string, new (input: unknown) => unknown>;
+  const prefix = `${options.targetPrefix}.`;
   const server = http.createServer(async (req, res) => {
     const target = String(req.headers['x-amz-target'] ?? '');
-    const operation = target.startsWith('AWSGlue.') ? target.slice('AWSGlue.'.length) : '';
+    const operation = target.startsWith(prefix) ? target.slice(prefix.length) : '';
     calls.push(operation || target);
     const reply = (status: number, payload: unknown) => {
       res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify(payload));
@@ -323,7 +328,7 @@ export async function serveFakeGlue(fake: FakeGlue): Promise<JsonServiceServer> 
         return;
       }
       const text = await body(req);
-      const output = await fake.client.send(new Command(text === '' ? {} : JSON.parse(text)) as never);
+      const output = await options.client.send(new Command(text === '' ? {} : JSON.parse(text)) as never);
       reply(200, toWire(output));
     } catch (error) {
       const e = error as Error;
@@ -331,6 +336,11 @@ export async function serveFakeGlue(fake: FakeGlue): Promise<JsonServiceServer> 
     }
   });
   return { ...(await listenOnLoopback(server)), calls };
+}
+
+/** The in-process fake Glue Data Catalog (test/helpers/fake-glue.ts) served over HTTP ({@link serveJsonService}). */
+export function serveFakeGlue(fake: FakeGlue): Promise<JsonServiceServer> {
+  return serveJsonService({ targetPrefix: 'AWSGlue', commands: glue, client: fake.client });
 }
 
 /**
