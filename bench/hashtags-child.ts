@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { cleanText, explodeRecord, type StagingRow, sentiment } from '../pipelines/hashtags/enrich.ts';
 import { runHashtags } from '../pipelines/hashtags/run.ts';
+import { appendStagingRow } from '../pipelines/hashtags/staging.ts';
 import { createLocalBackend } from '../src/backends/local/local-backend.ts';
 import { systemClock } from '../src/core/clock.ts';
 import type { PipelineContext } from '../src/core/context.ts';
@@ -223,20 +224,7 @@ async function baseline(): Promise<ChildResult> {
   );
   const appender = await db.connection.createAppender('staging');
   for (const row of rows) {
-    appender.appendVarchar(row.hash_id);
-    appender.appendVarchar(row.record_id);
-    appender.appendVarchar(row.time_stamp);
-    appender.appendVarchar(row.created);
-    appender.appendVarchar(row.tweet_id);
-    appender.appendVarchar(row.user_name);
-    appender.appendBigInt(BigInt(row.rt_count));
-    appender.appendVarchar(row.hashtag);
-    appender.appendDouble(row.polarity);
-    appender.appendDouble(row.subjectivity);
-    appender.appendVarchar(row.text_clean);
-    appender.appendInteger(row.year);
-    appender.appendInteger(row.month);
-    appender.appendInteger(row.day);
+    appendStagingRow(appender, row);
     appender.endRow();
   }
   appender.closeSync();

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { DuckDBAppender } from '@duckdb/node-api';
 import { parse } from 'csv-parse';
 import type { PipelineContext } from '../../src/core/context.ts';
 import { datasetPrefix, tableDefinitionOf } from '../../src/core/dataset.ts';
@@ -15,7 +16,7 @@ import { stringifyJson } from '../../src/engines/duckdb/values.ts';
 import { evaluateChecks, REASON_COLUMN, tableChecks } from '../../src/engines/quality/checks.ts';
 import { settleChecks } from '../../src/engines/quality/publish.ts';
 import { hashtagsPipeline, LANDING_COLUMNS, PIPELINE, stagingDataset } from './definition.ts';
-import { explodeRecord, type LandingRecord } from './enrich.ts';
+import { explodeRecord, type LandingRecord, type StagingRow } from './enrich.ts';
 import { clip, type QuarantineEntry, writeQuarantine } from './quarantine.ts';
 
 /** Result of {@link deleteStaging}. */
@@ -185,20 +186,7 @@ async function stageLeased(
             continue;
           }
           hashIds.add(row.hash_id);
-          appender.appendVarchar(row.hash_id);
-          appender.appendVarchar(row.record_id);
-          appender.appendVarchar(row.time_stamp);
-          appender.appendVarchar(row.created);
-          appender.appendVarchar(row.tweet_id);
-          appender.appendVarchar(row.user_name);
-          appender.appendBigInt(BigInt(row.rt_count));
-          appender.appendVarchar(row.hashtag);
-          appender.appendDouble(row.polarity);
-          appender.appendDouble(row.subjectivity);
-          appender.appendVarchar(row.text_clean);
-          appender.appendInteger(row.year);
-          appender.appendInteger(row.month);
-          appender.appendInteger(row.day);
+          appendStagingRow(appender, row);
           appender.appendVarchar(source);
           appender.appendInteger(firstLine);
           appender.endRow();
@@ -388,4 +376,25 @@ export async function withDatasetLease<T>(
   } finally {
     await lease.release();
   }
+}
+
+/**
+ * Appends the columns of one staging row, in `stagingDataset`'s order (hash_id ... day), to a
+ * DuckDB appender; the caller appends any further columns and ends the row.
+ */
+export function appendStagingRow(appender: DuckDBAppender, row: StagingRow): void {
+  appender.appendVarchar(row.hash_id);
+  appender.appendVarchar(row.record_id);
+  appender.appendVarchar(row.time_stamp);
+  appender.appendVarchar(row.created);
+  appender.appendVarchar(row.tweet_id);
+  appender.appendVarchar(row.user_name);
+  appender.appendBigInt(BigInt(row.rt_count));
+  appender.appendVarchar(row.hashtag);
+  appender.appendDouble(row.polarity);
+  appender.appendDouble(row.subjectivity);
+  appender.appendVarchar(row.text_clean);
+  appender.appendInteger(row.year);
+  appender.appendInteger(row.month);
+  appender.appendInteger(row.day);
 }

@@ -54,6 +54,7 @@ import { collectingJob, readAllChanges, sinkAlerts, tamperingCounts } from './ru
 import {
   type ControlChange,
   controlChangeFromRecord,
+  emptyTamperingStats,
   type TamperingAlert,
   type TamperingConfig,
   type TamperingStats,
@@ -159,16 +160,7 @@ function subtract(after: TamperingStats, before: TamperingStats): TamperingStats
   return out;
 }
 
-const ZERO_STATS: TamperingStats = {
-  tweets: 0,
-  unknownSource: 0,
-  noAthlete: 0,
-  unknownDestination: 0,
-  suppressed: 0,
-  sameTeam: 0,
-  late: 0,
-  alerts: 0,
-};
+const ZERO_STATS: TamperingStats = emptyTamperingStats();
 
 /** One invocation of the continuous tampering job. See the module doc. */
 export async function drainTampering(

@@ -161,10 +161,9 @@ function firstAthleteName(envelope: Envelope): string | undefined {
 
 const KEY_SEPARATOR = '\u0000';
 
-/** The tampering job: push tweets and control changes, read alerts from the sinks. */
-export class TamperingJob {
-  readonly config: TamperingConfig;
-  readonly stats: TamperingStats = {
+/** Counters of a job that has seen nothing yet (all zero). */
+export function emptyTamperingStats(): TamperingStats {
+  return {
     tweets: 0,
     unknownSource: 0,
     noAthlete: 0,
@@ -174,6 +173,12 @@ export class TamperingJob {
     late: 0,
     alerts: 0,
   };
+}
+
+/** The tampering job: push tweets and control changes, read alerts from the sinks. */
+export class TamperingJob {
+  readonly config: TamperingConfig;
+  readonly stats: TamperingStats = emptyTamperingStats();
   private readonly env: StreamExecutionEnvironment;
   private readonly tweets: SourceStream<Envelope>;
   private readonly controls: SourceStream<ControlChange>;

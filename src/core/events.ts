@@ -61,3 +61,18 @@ export function encodeEventKey(key: string): string {
     .map((segment) => encodeURIComponent(segment).replace(/%20/g, '+'))
     .join('/');
 }
+
+/**
+ * Calls `listener` with `record` after a completed write. A listener that throws or rejects is
+ * ignored on purpose: the object is already stored, and a failing listener (like a failing Lambda
+ * invocation) must not turn a successful write into an error; listeners report their own failures.
+ */
+export function deliverObjectCreated(listener: (record: S3EventRecord) => void, record: S3EventRecord): void {
+  try {
+    const result: unknown = listener(record);
+    // An async listener's rejection must not become an unhandled rejection either.
+    if (result instanceof Promise) result.catch(() => {});
+  } catch {
+    // See above.
+  }
+}

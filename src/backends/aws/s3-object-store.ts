@@ -16,7 +16,12 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError, SluiceError } from '../../core/errors.ts';
-import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
+import {
+  deliverObjectCreated,
+  encodeEventKey,
+  nextEventSequencer,
+  type S3EventRecord,
+} from '../../core/events.ts';
 import {
   assertValidKey,
   isHiddenKey,
@@ -493,12 +498,7 @@ export class S3ObjectStore implements ObjectStore {
           object: { key: encodeEventKey(info.key), size: info.size, eTag: etag, sequencer },
         },
       };
-      try {
-        const result: unknown = listener(record);
-        if (result instanceof Promise) result.catch(() => {});
-      } catch {
-        // Ignored on purpose: the object is stored; a failing listener must not fail the write.
-      }
+      deliverObjectCreated(listener, record);
     }
   }
 

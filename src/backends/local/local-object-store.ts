@@ -7,7 +7,12 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { type Clock, systemClock } from '../../core/clock.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import { encodeEventKey, nextEventSequencer, type S3EventRecord } from '../../core/events.ts';
+import {
+  deliverObjectCreated,
+  encodeEventKey,
+  nextEventSequencer,
+  type S3EventRecord,
+} from '../../core/events.ts';
 import {
   assertValidKey,
   formatRef,
@@ -344,14 +349,7 @@ export class LocalObjectStore implements ObjectStore {
           object: { key: encodeEventKey(info.key), size: info.size, eTag: info.etag, sequencer },
         },
       };
-      try {
-        const result: unknown = listener(record);
-        // An async listener's rejection must not become an unhandled rejection either.
-        if (result instanceof Promise) result.catch(() => {});
-      } catch {
-        // Deliberately ignored: the object is already committed, and a failing listener (like a
-        // failing Lambda invocation) must not turn a successful write into an error.
-      }
+      deliverObjectCreated(listener, record);
     }
   }
 

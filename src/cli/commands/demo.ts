@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { UsageError } from '../../core/errors.ts';
 import type { Backend } from '../../core/ports/backend.ts';
 import { openContext, requireLocalBackend, resolveHome } from '../context.ts';
 import { formatBytes, formatCount, formatDuration, formatTable } from '../output.ts';
+import { parsePort, untilInterrupted } from '../serving.ts';
 
 /** The bundled tolls sample: the original's own file, 80 Python-dict lines. */
 const TOLLS_SAMPLE = 'sample_data_toll_application.first80.json';
@@ -249,21 +249,10 @@ Ctrl-C; --no-serve exits after the summary, and so does a demo whose output is n
  * @throws {UsageError} for a malformed `--port`.
  */
 async function serveUntilInterrupted(backend: Backend, portFlag: string | undefined): Promise<void> {
-  const port = portFlag !== undefined ? Number(portFlag) : 8080;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--port ${portFlag}: expected a port number 0..65535`);
-  }
+  const port = parsePort(portFlag, 8080);
   const { startDashboard } = await import('../../dashboard/server.ts');
   const dashboard = await startDashboard({ backend, port });
   process.stdout.write(`\ndashboard: ${dashboard.openUrl}  (Ctrl-C to stop; --no-serve skips this)\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilInterrupted();
   await dashboard.close();
 }

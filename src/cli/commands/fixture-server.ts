@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../core/errors.ts';
 import { requireLocalBackend } from '../context.ts';
+import { untilInterrupted } from '../serving.ts';
 import { EXAMPLES_DIR } from './demo.ts';
 
 interface FixtureFlags {
@@ -73,15 +74,7 @@ Examples:
           `  try: sluice run quotes --api-url ${server.url} --polls 10\n` +
           'Ctrl-C stops.\n',
       );
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilInterrupted();
       await server.close();
       process.stdout.write(`stopped after serving ${server.served.length} quotes\n`);
     });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../core/errors.ts';
 import { requireLocalBackend, resolveHome } from '../context.ts';
+import { parsePort, untilInterrupted } from '../serving.ts';
 
 interface ServeFlags {
   home?: string;
@@ -34,9 +34,7 @@ Authorization: Bearer <token>. The SQL console is read-only (one SELECT/WITH/DES
         'sluice serve',
         'the dashboard serves a local home. Against a deployed stack, use `sluice query`, `sluice catalog`, `sluice runs` and `sluice executions`.',
       );
-      const port = flags.port !== undefined ? Number(flags.port) : 8080;
-      if (!Number.isInteger(port) || port < 0 || port > 65535)
-        throw new UsageError(`--port ${flags.port}: expected a port number 0..65535`);
+      const port = parsePort(flags.port, 8080);
       const { startDashboard } = await import('../../dashboard/server.ts');
       const dashboard = await startDashboard({
         home: resolveHome(flags.home),
@@ -51,15 +49,7 @@ Authorization: Bearer <token>. The SQL console is read-only (one SELECT/WITH/DES
         );
       }
       process.stdout.write('Ctrl-C to stop\n');
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          resolve();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+      await untilInterrupted();
       await dashboard.close();
     });
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { pipelineModules } from '../../../pipelines/index.ts';
 import { formatAlert } from '../../core/alert.ts';
 import { openContext, requireLocalBackend, resolveHome } from '../context.ts';
+import { parsePort } from '../serving.ts';
 import { alertsFile } from './alerts.ts';
 
 interface UpFlags {
@@ -45,6 +46,8 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
         'it runs schedules, triggers and workflows on this machine. On AWS, EventBridge Scheduler, S3 notifications and Step Functions run them: `sluice deploy`.',
       );
       const home = resolveHome(flags.home);
+      // Checked before anything starts: a bad flag must not leave a half-started stack behind.
+      const dashboardPort = parsePort(flags.port, 8080);
       const graceMs = (flags.grace !== undefined ? Number(flags.grace) : 30) * 1000;
       const { LocalStack } = await import('../../runtime/local/local-stack.ts');
       const { LocalNotifier } = await import('../../backends/local/local-notifier.ts');
@@ -97,10 +100,9 @@ Ctrl-C (SIGINT) or SIGTERM stops gracefully: schedules and triggers stop, runnin
       // The dashboard runs with the stack; a port in use is a warning, not a reason to stop.
       let dashboard: { openUrl: string; close(): Promise<void> } | undefined;
       if (flags.serve !== false) {
-        const port = flags.port !== undefined ? Number(flags.port) : 8080;
         try {
           const { startDashboard } = await import('../../dashboard/server.ts');
-          dashboard = await startDashboard({ backend, port });
+          dashboard = await startDashboard({ backend, port: dashboardPort });
           out(`  dashboard ${dashboard.openUrl}`);
         } catch (error) {
           out(
